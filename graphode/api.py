@@ -1,0 +1,399 @@
+"""The public solver API: :func:`solve`, and the torchdiffeq-compatible :func:`odeint` /
+:func:`odeint_adjoint`."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .gradients import (GRADIENT_MODES, Problem, adjoint_solve, attach_time_gradients,
+                        checkpoint_solve, resolve_params)
+from .solvers.integrate import IntegrationConfig, SolverStats, integrate
+from .solvers.tableaux import FIXED_GRID_METHODS, get_tableau
+
+__all__ = ["Solution", "solve", "odeint", "odeint_adjoint"]
+
+Times = Union[Tensor, Sequence[float]]
+
+
+@dataclass
+class Solution:
+    """The result of :func:`solve`.
+
+    Attributes:
+        ys: states at the output times, shape ``(len(t), *y0.shape)``.
+        ts: the output times (float64, on the state's device).
+        stats: :class:`~graphode.SolverStats` of the forward solve; the backward fields fill
+            in when gradients are computed.
+    """
+
+    ys: Tensor
+    ts: Tensor
+    stats: SolverStats
+
+
+class _Field:
+    """Calls the user's field and checks, once, that it returns the state's shape and dtype."""
+
+    def __init__(self, func: Callable, y0: Tensor):
+        self.func, self.shape, self.dtype, self.checked = func, y0.shape, y0.dtype, False
+
+    def __call__(self, t: Tensor, y: Tensor) -> Tensor:
+        out = self.func(t, y)
+        if not self.checked:
+            if not isinstance(out, Tensor):
+                raise TypeError(f"func must return a tensor, got {type(out).__name__}")
+            if out.shape != self.shape:
+                raise ValueError(
+                    f"func returned a tensor of shape {tuple(out.shape)} for a state of shape "
+                    f"{tuple(self.shape)}; the vector field must return dy/dt with the state's "
+                    f"shape")
+            self.checked = True
+        return out
+
+
+def _check_state(y0: Any, name: str = "y0") -> Tensor:
+    if not isinstance(y0, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(y0).__name__}")
+    if not y0.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {y0.dtype}; "
+                        f"convert it first, e.g. {name}.float() or {name}.double()")
+    return y0
+
+
+def _check_times(t: Times, y0: Tensor) -> Tuple[Tensor, List[float]]:
+    """Validate ``t``; return it as a float64 tensor on ``y0``'s device and as Python floats."""
+    if isinstance(t, Tensor):
+        if t.device != y0.device and t.device.type != "cpu":
+            raise ValueError(f"t is on {t.device} but y0 is on {y0.device}; put t on the same "
+                             f"device as y0 (or on the CPU)")
+        if t.dim() != 1:
+            raise ValueError(f"t must be a 1-D tensor of output times, got shape {tuple(t.shape)}")
+        if t.is_complex():
+            raise TypeError("t must be real, got a complex tensor")
+        values = t.detach().to("cpu", torch.float64).tolist()
+        ts = t if t.device == y0.device else t.to(y0.device)
+    else:
+        try:
+            values = [float(v) for v in t]
+        except TypeError:
+            raise TypeError(f"t must be a 1-D tensor or a sequence of numbers, got "
+                            f"{type(t).__name__}") from None
+        ts = torch.tensor(values, dtype=torch.float64, device=y0.device)
+    if len(values) == 0:
+        raise ValueError("t is empty; give at least the initial time")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"t must be finite, got {values}")
+    steps = [b - a for a, b in zip(values, values[1:])]
+    if steps and not (all(s > 0 for s in steps) or all(s < 0 for s in steps)):
+        raise ValueError(f"t must be strictly increasing or strictly decreasing, got {values}; "
+                         f"sort it and remove repeated times")
+    return ts, values
+
+
+def _check_tolerances(rtol: Any, atol: Any) -> Tuple[float, float]:
+    out = []
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if isinstance(value, Tensor):
+            if value.numel() != 1:
+                raise ValueError(f"{name} must be a scalar, got a tensor of shape "
+                                 f"{tuple(value.shape)}")
+            value = value.item()
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
+        out.append(float(value))
+    if out[0] == 0 and out[1] == 0:
+        raise ValueError("rtol and atol are both 0: no step could ever be accepted; set one > 0")
+    return out[0], out[1]
+
+
+def _check_positive(name: str, value: Optional[float]) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, Tensor):
+        value = value.item()
+    if not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _check_grid(grid: Optional[Times], values: List[float]) -> Optional[List[float]]:
+    if grid is None:
+        return None
+    g = grid.detach().to("cpu", torch.float64).tolist() if isinstance(grid, Tensor) else [
+        float(v) for v in grid]
+    if len(g) < 2 or g[0] != values[0] or g[-1] != values[-1]:
+        raise ValueError(f"grid must start at t[0]={values[0]} and end at t[-1]={values[-1]}, "
+                         f"got {g[:1]} ... {g[-1:]}")
+    direction = 1.0 if values[-1] > values[0] else -1.0
+    if any(direction * (b - a) <= 0 for a, b in zip(g, g[1:])):
+        raise ValueError("grid must be strictly monotonic in the direction of t")
+    return g
+
+
+def _run(func: Callable, y0: Tensor, t: Tensor, times: List[float], config: IntegrationConfig,
+         gradient: str, adjoint_params: Optional[Sequence[Tensor]],
+         adjoint_config: Optional[IntegrationConfig], adjoint_seminorm: bool,
+         param_source: Any) -> Tuple[Tensor, SolverStats]:
+    """Dispatch to the gradient mode; returns the stacked outputs and the stats."""
+    if gradient not in GRADIENT_MODES:
+        raise ValueError(f"unknown gradient mode {gradient!r}; valid modes are: "
+                         f"{', '.join(GRADIENT_MODES)}")
+    stats = SolverStats()
+    field = _Field(func, y0)
+    problem = Problem(field, times, config, stats, adjoint_config, adjoint_seminorm)
+    params: Tuple[Tensor, ...] = ()
+    if gradient != "autograd":
+        params = resolve_params(param_source, adjoint_params, gradient)
+    wants_t_grad = torch.is_grad_enabled() and t.requires_grad
+    needs_graph = torch.is_grad_enabled() and (
+        y0.requires_grad or wants_t_grad or any(p.requires_grad for p in params))
+
+    if gradient == "autograd" or not needs_graph:
+        if gradient == "autograd" and wants_t_grad:
+            ys = attach_time_gradients(field, t, lambda y: integrate(field, y, times, config, stats), y0)
+        else:
+            ys = integrate(field, y0, times, config, stats)
+        return torch.stack(ys), stats
+    if gradient == "checkpoint":
+        if wants_t_grad:
+            ys = attach_time_gradients(field, t, lambda y: list(checkpoint_solve(problem, y, params)), y0)
+            return torch.stack(ys), stats
+        return checkpoint_solve(problem, y0, params), stats
+    return adjoint_solve(problem, y0, t if wants_t_grad else None, params), stats
+
+
+def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
+          method: str = "dopri5", rtol: float = 1e-7, atol: float = 1e-9,
+          step_size: Optional[float] = None, grid: Optional[Times] = None,
+          first_step: Optional[float] = None, max_steps: int = 10_000,
+          min_step: float = 0.0, max_step: float = math.inf,
+          safety: float = 0.9, ifactor: float = 10.0, dfactor: float = 0.2,
+          norm: Optional[Callable[[Tensor], Tensor]] = None, interp: str = "auto",
+          step_t: Sequence[float] = (), jump_t: Sequence[float] = (), perturb: bool = False,
+          gradient: str = "autograd", adjoint_params: Optional[Sequence[Tensor]] = None,
+          adjoint_method: Optional[str] = None, adjoint_rtol: Optional[float] = None,
+          adjoint_atol: Optional[float] = None, adjoint_step_size: Optional[float] = None,
+          adjoint_seminorm: bool = False, check_finite: bool = True) -> Solution:
+    """Solve ``dy/dt = func(t, y)``, ``y(t[0]) = y0`` and return the states at every ``t``.
+
+    Args:
+        func: the vector field ``f(t, y)``; ``t`` arrives as a 0-dim tensor in ``y``'s dtype.
+        y0: initial state, a floating-point tensor of any shape, on any device.
+        t: output times, strictly increasing or decreasing (a tensor on ``y0``'s device or
+            the CPU, or a sequence of floats; a CPU ``t`` keeps a GPU solve free of syncs).
+        method: an explicit Runge-Kutta method: ``euler``, ``midpoint``, ``heun2``, ``heun3``,
+            ``rk4`` (3/8 rule, as torchdiffeq), ``rk4_classic``, ``adaptive_heun``, ``bosh3``,
+            ``dopri5``, ``tsit5``.
+        rtol, atol: relative and absolute tolerances of adaptive solves.
+        step_size: fixed step size; the methods without an error estimate step on ``t`` itself
+            when neither ``step_size`` nor ``grid`` is given.
+        grid: an explicit fixed grid from ``t[0]`` to ``t[-1]``.
+        first_step: initial step of adaptive solves (default: Hairer's selection).
+        max_steps: most step attempts (accepted and rejected) of an adaptive solve.
+        min_step, max_step: bounds on the adaptive step size.
+        safety, ifactor, dfactor: PI controller settings (see :class:`PIController`).
+        norm: error norm applied to the scaled error (default: RMS).
+        interp: outputs between fixed-grid points: ``"auto"`` (the tableau's own interpolant,
+            else cubic Hermite), ``"cubic"`` or ``"linear"``.
+        step_t, jump_t: times adaptive steps must land on; at ``jump_t`` the field is
+            re-evaluated after the step (discontinuities).
+        perturb: evaluate fixed-grid stages just inside each step (torchdiffeq's ``perturb``).
+        gradient: ``"autograd"`` (backprop through the steps), ``"adjoint"`` (continuous
+            backsolve adjoint, memory flat in the number of steps) or ``"checkpoint"`` (exact
+            gradients of the discrete solution, one stored state per step).
+        adjoint_params: tensors to differentiate in the adjoint / checkpoint modes (default:
+            ``func.parameters()`` when ``func`` is an ``nn.Module``).
+        adjoint_method, adjoint_rtol, adjoint_atol, adjoint_step_size: backward-solve settings
+            of the adjoint (default: the forward ones).
+        adjoint_seminorm: leave the parameter adjoints out of the backward error norm (Kidger
+            et al., 2021), which usually saves backward steps.
+        check_finite: check once after a fixed-grid solve that the outputs are finite (one
+            synchronisation per solve; turn off for sync-free GPU loops).
+
+    Returns:
+        A :class:`Solution` with ``ys`` of shape ``(len(t), *y0.shape)``, ``ts`` and ``stats``.
+
+    Raises:
+        ValueError, TypeError: for bad input, naming the argument and the fix.
+        SolveError: (a ``RuntimeError``) for step-size underflow, non-finite states or
+            ``max_steps`` exceeded, with the time reached and the partial solution.
+    """
+    y0 = _check_state(y0)
+    ts, times = _check_times(t, y0)
+    tableau = get_tableau(method)
+    rtol, atol = _check_tolerances(rtol, atol)
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    config = IntegrationConfig(
+        tableau=tableau, rtol=rtol, atol=atol, adaptive=tableau.adaptive,
+        step_size=_check_positive("step_size", step_size), grid=_check_grid(grid, times),
+        first_step=_check_positive("first_step", first_step), max_steps=max_steps,
+        safety=safety, ifactor=ifactor, dfactor=dfactor, min_step=float(min_step),
+        max_step=float(max_step), norm=norm, interp=interp,
+        step_t=tuple(float(s) for s in step_t), jump_t=tuple(float(s) for s in jump_t),
+        perturb=bool(perturb), check_finite=check_finite)
+    config.controller()  # validates the controller settings up front
+    config.output_mode()
+    adjoint_config = None
+    if gradient == "adjoint":
+        back = get_tableau(adjoint_method) if adjoint_method is not None else tableau
+        b_rtol, b_atol = _check_tolerances(rtol if adjoint_rtol is None else adjoint_rtol,
+                                           atol if adjoint_atol is None else adjoint_atol)
+        adjoint_config = replace(
+            config, tableau=back, adaptive=back.adaptive, rtol=b_rtol, atol=b_atol, norm=None,
+            step_size=_check_positive("adjoint_step_size", adjoint_step_size)
+            if adjoint_step_size is not None else (config.step_size if back is tableau else None),
+            step_t=(), jump_t=(), first_step=None)
+    ys, stats = _run(func, y0, ts, times, config, gradient, adjoint_params, adjoint_config,
+                     adjoint_seminorm, func)
+    return Solution(ys=ys, ts=ts, stats=stats)
+
+
+# ----------------------------------------------------------------------------------------
+# torchdiffeq-compatible interface
+# ----------------------------------------------------------------------------------------
+
+_FIXED_OPTIONS = frozenset({"step_size", "grid_constructor", "perturb", "interp"})
+_ADAPTIVE_OPTIONS = frozenset({"first_step", "max_num_steps", "min_step", "max_step", "step_t",
+                               "jump_t", "norm", "safety", "ifactor", "dfactor", "dtype"}
+                              ) | _FIXED_OPTIONS
+
+
+class _TupleField:
+    """Presents a flat state to a field written for a tuple of tensors (torchdiffeq style)."""
+
+    def __init__(self, func: Callable, shapes: List[torch.Size]):
+        self.func, self.shapes = func, shapes
+        self.sizes = [math.prod(s) for s in shapes]
+
+    def split(self, flat: Tensor) -> Tuple[Tensor, ...]:
+        lead = flat.shape[:-1]
+        return tuple(part.view(*lead, *shape) for part, shape in
+                     zip(torch.split(flat, self.sizes, dim=-1), self.shapes))
+
+    def __call__(self, t: Tensor, y: Tensor) -> Tensor:
+        out = self.func(t, self.split(y))
+        if not isinstance(out, (tuple, list)) or len(out) != len(self.shapes):
+            raise ValueError(f"func must return a tuple of {len(self.shapes)} tensors for a tuple "
+                             f"state, got {type(out).__name__}")
+        return torch.cat([o.reshape(-1) for o in out])
+
+
+def _flatten_state(y0: Any) -> Tuple[Tensor, Optional[List[torch.Size]]]:
+    if isinstance(y0, (tuple, list)):
+        if len(y0) == 0:
+            raise ValueError("y0 is an empty tuple")
+        parts = [_check_state(y, f"y0[{i}]") for i, y in enumerate(y0)]
+        if len({p.device for p in parts}) > 1:
+            raise ValueError("the tensors of a tuple y0 must share one device")
+        dtype = parts[0].dtype
+        for p in parts[1:]:
+            dtype = torch.promote_types(dtype, p.dtype)
+        return torch.cat([p.reshape(-1).to(dtype) for p in parts]), [p.shape for p in parts]
+    return _check_state(y0), None
+
+
+def _config_from_options(method: Optional[str], rtol: Any, atol: Any, options: Optional[Dict],
+                         values: List[float], func: Callable, y0: Tensor, t: Tensor,
+                         shapes: Optional[List[torch.Size]]) -> IntegrationConfig:
+    method = "dopri5" if method is None else method
+    tableau = get_tableau(method)
+    options = dict(options or {})
+    valid = _FIXED_OPTIONS if method in FIXED_GRID_METHODS else _ADAPTIVE_OPTIONS
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for method {method!r}; valid options "
+                         f"are: {', '.join(sorted(valid))}")
+    rtol, atol = _check_tolerances(rtol, atol)
+    grid = None
+    if options.get("grid_constructor") is not None:
+        if options.get("step_size") is not None:
+            raise ValueError("give either step_size or grid_constructor, not both")
+        grid = _check_grid(options["grid_constructor"](func, y0, t), values)
+    norm = options.get("norm")
+    if norm is not None and shapes is not None:
+        user_norm, splitter = norm, _TupleField(func, shapes)
+        norm = lambda x: user_norm(splitter.split(x))  # noqa: E731
+    max_num_steps = options.get("max_num_steps", 2 ** 31 - 1)
+    if not isinstance(max_num_steps, int) or max_num_steps < 1:
+        raise ValueError(f"max_num_steps must be a positive integer, got {max_num_steps!r}")
+    as_floats = lambda v: tuple(  # noqa: E731
+        (v.detach().to("cpu", torch.float64).tolist() if isinstance(v, Tensor) else v) or ())
+    config = IntegrationConfig(
+        tableau=tableau, rtol=rtol, atol=atol, adaptive=tableau.adaptive,
+        step_size=_check_positive("step_size", options.get("step_size")), grid=grid,
+        first_step=_check_positive("first_step", options.get("first_step")),
+        max_steps=max_num_steps, min_step=float(options.get("min_step", 0.0)),
+        max_step=float(options.get("max_step", math.inf)),
+        safety=float(options.get("safety", 0.9)), ifactor=float(options.get("ifactor", 10.0)),
+        dfactor=float(options.get("dfactor", 0.2)), norm=norm,
+        step_t=tuple(float(s) for s in as_floats(options.get("step_t"))),
+        jump_t=tuple(float(s) for s in as_floats(options.get("jump_t"))),
+        perturb=bool(options.get("perturb", False)), interp=options.get("interp", "linear"))
+    config.controller()
+    config.output_mode()
+    return config
+
+
+def _unflatten(ys: Tensor, shapes: Optional[List[torch.Size]]) -> Union[Tensor, Tuple[Tensor, ...]]:
+    if shapes is None:
+        return ys
+    sizes = [math.prod(s) for s in shapes]
+    return tuple(part.reshape(ys.shape[0], *shape)
+                 for part, shape in zip(torch.split(ys, sizes, dim=-1), shapes))
+
+
+def odeint(func: Callable, y0: Union[Tensor, Tuple[Tensor, ...]], t: Tensor, *,
+           rtol: float = 1e-7, atol: float = 1e-9, method: Optional[str] = None,
+           options: Optional[Dict[str, Any]] = None) -> Union[Tensor, Tuple[Tensor, ...]]:
+    """Drop-in replacement for ``torchdiffeq.odeint`` (explicit Runge-Kutta methods).
+
+    Same signature, defaults, output shape ``(len(t), *y0.shape)``, tuple states and
+    options (``step_size``, ``grid_constructor``, ``perturb``, ``interp`` for fixed-grid
+    methods; ``first_step``, ``max_num_steps``, ``min_step``, ``max_step``, ``step_t``,
+    ``jump_t``, ``norm``, ``safety``, ``ifactor``, ``dfactor`` for adaptive ones).
+    Gradients flow by autograd. Unknown methods or options raise ``ValueError``.
+    """
+    flat, shapes = _flatten_state(y0)
+    field = func if shapes is None else _TupleField(func, shapes)
+    ts, values = _check_times(t, flat)
+    config = _config_from_options(method, rtol, atol, options, values, func, y0, t, shapes)
+    ys, _ = _run(field, flat, ts, values, config, "autograd", None, None, False, func)
+    return _unflatten(ys, shapes)
+
+
+def odeint_adjoint(func: Callable, y0: Union[Tensor, Tuple[Tensor, ...]], t: Tensor, *,
+                   rtol: float = 1e-7, atol: float = 1e-9, method: Optional[str] = None,
+                   options: Optional[Dict[str, Any]] = None, adjoint_rtol: Optional[float] = None,
+                   adjoint_atol: Optional[float] = None, adjoint_method: Optional[str] = None,
+                   adjoint_options: Optional[Dict[str, Any]] = None,
+                   adjoint_params: Optional[Sequence[Tensor]] = None
+                   ) -> Union[Tensor, Tuple[Tensor, ...]]:
+    """Drop-in replacement for ``torchdiffeq.odeint_adjoint``: O(1)-memory adjoint gradients.
+
+    ``adjoint_options`` takes the same keys as ``options`` plus ``norm="seminorm"``.
+    ``func`` must be an ``nn.Module`` unless ``adjoint_params`` is given.
+    """
+    flat, shapes = _flatten_state(y0)
+    field = func if shapes is None else _TupleField(func, shapes)
+    ts, values = _check_times(t, flat)
+    config = _config_from_options(method, rtol, atol, options, values, func, y0, t, shapes)
+    adjoint_options = dict(adjoint_options or {})
+    seminorm = adjoint_options.get("norm") == "seminorm"
+    if seminorm:
+        del adjoint_options["norm"]
+    if adjoint_method is None and not adjoint_options:
+        # Like torchdiffeq: the backward solve inherits the forward method's options.
+        adjoint_options = {k: v for k, v in (options or {}).items() if k not in ("norm", "step_t", "jump_t", "grid_constructor")}
+    back = _config_from_options(adjoint_method or method, rtol if adjoint_rtol is None else adjoint_rtol,
+                                atol if adjoint_atol is None else adjoint_atol, adjoint_options,
+                                values, func, y0, t, None)
+    back.norm = adjoint_options.get("norm")
+    if adjoint_params is None and not isinstance(func, torch.nn.Module):
+        resolve_params(func, None, "adjoint")  # raises the explanatory error
+    ys, _ = _run(field, flat, ts, values, config, "adjoint", adjoint_params, back, seminorm, func)
+    return _unflatten(ys, shapes)

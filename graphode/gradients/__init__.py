@@ -1,0 +1,8 @@
+"""How gradients flow through a solve: autograd, the adjoint method, or checkpointing."""
+from .adjoint import adjoint_solve
+from .checkpoint import checkpoint_solve
+from .common import GRADIENT_MODES, Problem, resolve_params
+from .times import attach_time_gradients
+
+__all__ = ["GRADIENT_MODES", "Problem", "adjoint_solve", "checkpoint_solve",
+           "attach_time_gradients", "resolve_params"]

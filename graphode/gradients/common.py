@@ -1,0 +1,50 @@
+"""What every gradient mode shares: the problem bundle and the parameter lookup."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from ..solvers.integrate import IntegrationConfig, SolverStats
+
+__all__ = ["GRADIENT_MODES", "Problem", "resolve_params"]
+
+GRADIENT_MODES = ("autograd", "adjoint", "checkpoint")
+
+
+@dataclass
+class Problem:
+    """One solve, bundled so that autograd Functions take it as a single argument.
+
+    ``func(t, y)`` receives ``t`` as a 0-dim tensor in the state's dtype. ``adjoint`` is the
+    configuration of the backward solve (adjoint mode only).
+    """
+
+    func: Callable[[Tensor, Tensor], Tensor]
+    times: List[float]
+    config: IntegrationConfig
+    stats: SolverStats
+    adjoint: Optional[IntegrationConfig] = None
+    adjoint_seminorm: bool = False
+
+
+def resolve_params(func: object, adjoint_params: Optional[Sequence[Tensor]], mode: str
+                   ) -> Tuple[Tensor, ...]:
+    """The tensors whose gradients ``mode`` must compute itself."""
+    if adjoint_params is None:
+        if not isinstance(func, torch.nn.Module):
+            raise ValueError(
+                f"gradient={mode!r} needs to know the vector field's parameters: pass `func` as "
+                f"an nn.Module, or give them as `adjoint_params=[...]` (use `adjoint_params=()` "
+                f"if the field has none); got func of type {type(func).__name__}")
+        adjoint_params = list(func.parameters())
+    seen, params = set(), []
+    for p in adjoint_params:
+        if not isinstance(p, Tensor):
+            raise TypeError(f"adjoint_params must hold tensors, got {type(p).__name__}")
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            params.append(p)
+    return tuple(params)

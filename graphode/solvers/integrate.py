@@ -1,0 +1,364 @@
+"""The integration loops: a fixed grid, or adaptive steps with dense output.
+
+Both loops take the output times as Python floats (read once per solve) and return the states
+at those times. Nothing here knows about autograd modes or graphs; :mod:`graphode.solve`
+chooses how gradients flow and :mod:`graphode.nn` binds graphs into the vector field.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from .controllers import Norm, PIController, error_ratio, initial_step_size
+from .interpolation import hermite, linear, rk_dense
+from .rk import RungeKutta
+from .tableaux import ButcherTableau
+
+__all__ = ["SolverStats", "SolveError", "IntegrationConfig", "Step", "integrate", "replay_step",
+           "fixed_grid"]
+
+Func = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass
+class SolverStats:
+    """Counters of one solve.
+
+    Attributes:
+        nfe: function evaluations of the forward solve.
+        n_accepted, n_rejected: steps of the forward solve.
+        nfe_backward: function evaluations during the backward pass (adjoint solve or
+            checkpoint recomputation; 0 for plain autograd, which replays the stored graph).
+        n_accepted_backward, n_rejected_backward: steps of the adjoint solve.
+    """
+
+    nfe: int = 0
+    n_accepted: int = 0
+    n_rejected: int = 0
+    nfe_backward: int = 0
+    n_accepted_backward: int = 0
+    n_rejected_backward: int = 0
+
+    @property
+    def n_steps(self) -> int:
+        return self.n_accepted + self.n_rejected
+
+
+class SolveError(RuntimeError):
+    """A solve that could not finish.
+
+    Attributes:
+        t: the time reached.
+        step_size: the step size at failure.
+        ys: the states at the output times reached before the failure (nothing is lost).
+    """
+
+    def __init__(self, message: str, t: float, step_size: float, ys: Sequence[Tensor]):
+        super().__init__(message)
+        self.t, self.step_size, self.ys = t, step_size, list(ys)
+
+
+@dataclass
+class IntegrationConfig:
+    """Everything one integration needs besides the field and the initial state."""
+
+    tableau: ButcherTableau
+    rtol: float = 1e-7
+    atol: float = 1e-9
+    adaptive: bool = True
+    step_size: Optional[float] = None
+    grid: Optional[Sequence[float]] = None
+    first_step: Optional[float] = None
+    max_steps: int = 10_000
+    safety: float = 0.9
+    ifactor: float = 10.0
+    dfactor: float = 0.2
+    beta1: Optional[float] = None
+    beta2: Optional[float] = None
+    min_step: float = 0.0
+    max_step: float = math.inf
+    norm: Optional[Norm] = None
+    step_t: Tuple[float, ...] = ()
+    jump_t: Tuple[float, ...] = ()
+    perturb: bool = False
+    interp: str = "auto"
+    check_finite: bool = True
+
+    @property
+    def fixed(self) -> bool:
+        """Whether this integration steps on a fixed grid (no error control)."""
+        return not self.adaptive or self.step_size is not None or self.grid is not None
+
+    def output_mode(self) -> str:
+        """How outputs between steps are formed: "linear", "dense" or "hermite".
+
+        Adaptive solves always use the best available interpolant; fixed grids follow
+        ``interp`` ("linear" as torchdiffeq's default, "cubic", or "auto").
+        """
+        if self.interp not in ("auto", "linear", "cubic", "hermite"):
+            raise ValueError(f"interp must be 'auto', 'linear' or 'cubic', got {self.interp!r}")
+        if self.interp == "linear" and self.fixed:
+            return "linear"
+        if self.interp == "auto" and self.tableau.dense is not None:
+            return "dense"
+        return "hermite"
+
+    def controller(self) -> PIController:
+        return PIController(order=(self.tableau.error_order or self.tableau.order) + 1,
+                            safety=self.safety, ifactor=self.ifactor, dfactor=self.dfactor,
+                            beta1=self.beta1, beta2=self.beta2, min_step=self.min_step,
+                            max_step=self.max_step)
+
+
+def fixed_grid(times: Sequence[float], step_size: float) -> List[float]:
+    """Equal steps of ``step_size`` from ``times[0]`` to ``times[-1]``; the last may be shorter."""
+    t0, t1 = times[0], times[-1]
+    span = abs(t1 - t0)
+    if span == 0.0:
+        return [t0]
+    # A small relative slack keeps 1.0 / 0.1 from producing an eleventh, vanishing step.
+    n = max(1, math.ceil(span / step_size * (1.0 - 1e-12)))
+    direction = math.copysign(1.0, t1 - t0)
+    return [t0 + direction * i * step_size for i in range(n)] + [t1]
+
+
+def _time_tensor(t: float, like: Tensor) -> Tensor:
+    # torch.full launches a fill, never a host-to-device copy, so it does not synchronise.
+    return torch.full((), t, dtype=like.dtype, device=like.device)
+
+
+def _non_finite(where: str, t: float, h: float, ys: Sequence[Tensor]) -> SolveError:
+    return SolveError(
+        f"the state or its derivative became non-finite (NaN or inf) {where} t={t:.6g} with "
+        f"step size {h:.3g}; the vector field diverged there: lower the step size or "
+        f"tolerances, or check the field for overflow", t, h, ys)
+
+
+Record = Optional[List["Step"]]
+
+
+@dataclass
+class Step:
+    """An accepted step, as checkpointing replays it: from ``(t, y)`` with size ``h``,
+    producing the outputs ``(index, theta)`` that fall inside it (``theta == 1``: the end)."""
+
+    t: float
+    h: float
+    y: Tensor
+    outputs: List[Tuple[int, float]]
+
+
+def integrate(func: Func, y0: Tensor, times: Sequence[float], config: IntegrationConfig,
+              stats: SolverStats, record: Record = None) -> List[Tensor]:
+    """Solve ``dy/dt = func(t, y)`` from ``y0`` at ``times[0]``; states at every time in ``times``.
+
+    ``times`` are Python floats, strictly monotonic (either direction). With ``record`` a
+    list, every accepted step is appended to it as a :class:`Step`.
+    """
+    if len(times) == 1:
+        return [y0]
+    if not config.fixed:
+        return _integrate_adaptive(func, y0, times, config, stats, record)
+    if config.grid is not None:
+        grid = list(config.grid)
+    elif config.step_size is not None:
+        grid = fixed_grid(times, config.step_size)
+    else:
+        grid = list(times)
+    return _integrate_fixed(func, y0, times, grid, config, stats, record)
+
+
+def _stage_times(grid: Sequence[float], rk: RungeKutta, like: Tensor, perturb: bool
+                 ) -> List[List[Tensor]]:
+    """Every stage time of a fixed grid as a tensor view, built once (no per-step copies)."""
+    g = torch.tensor(grid, dtype=torch.float64)
+    c = torch.tensor(rk.c, dtype=torch.float64)
+    table = (g[:-1, None] + c[None, :] * (g[1:] - g[:-1])[:, None]).to(like.dtype)
+    if perturb:
+        # Evaluate just inside each step so that a discontinuity on the grid is seen from the
+        # correct side (torchdiffeq's `perturb`).
+        toward_end = (g[1:] - g[:-1]).sign().to(like.dtype)[:, None]
+        first = (c == 0.0)
+        last = (c == 1.0)
+        table[:, first] = torch.nextafter(table[:, first], table[:, first] + toward_end)
+        table[:, last] = torch.nextafter(table[:, last], table[:, last] - toward_end)
+    table = table.to(like.device)
+    return [list(row.unbind(0)) for row in table.unbind(0)]
+
+
+def _interpolate(mode: str, rk: RungeKutta, y: Tensor, y1: Tensor, ks: Sequence[Tensor],
+                 k1: Tensor, k_end: Callable[[], Tensor], h: float, theta: float) -> Tensor:
+    if theta == 1.0:
+        return y1
+    if mode == "linear":
+        return linear(y, y1, theta)
+    if mode == "dense":
+        return rk_dense(rk, y, ks, h, theta)
+    return hermite(y, y1, k1, k_end(), h, theta)
+
+
+def _emit(times: Sequence[float], j: int, direction: float, t0: float, t1: float
+          ) -> List[Tuple[int, float]]:
+    """The outputs ``(index, theta)`` that fall in the step ``(t0, t1]``, from index ``j`` on."""
+    out = []
+    h = t1 - t0
+    while j < len(times) and direction * (times[j] - t1) <= 0:
+        out.append((j, 1.0 if times[j] == t1 else (times[j] - t0) / h))
+        j += 1
+    return out
+
+
+class _EndDerivative:
+    """``f(t1, y1)`` on demand, evaluated at most once and reused as the next step's ``k1``."""
+
+    def __init__(self, f: Callable[[float, Tensor], Tensor], t1: float, y1: Tensor,
+                 known: Optional[Tensor]):
+        self.f, self.t1, self.y1, self.value = f, t1, y1, known
+
+    def __call__(self) -> Tensor:
+        if self.value is None:
+            self.value = self.f(self.t1, self.y1)
+        return self.value
+
+
+def replay_step(func: Func, rk: RungeKutta, mode: str, step: Step, y: Tensor
+                ) -> Tuple[Tensor, List[Tensor]]:
+    """Recompute one recorded step from ``y`` (checkpointing's backward pass)."""
+    t, h = step.t, step.h
+    f = lambda s, z: func(_time_tensor(s, y), z)  # noqa: E731
+    k1 = f(t, y)
+    y1, _, ks = rk.step(func, lambda i: _time_tensor(t + rk.c[i] * h, y), y, k1, h,
+                        with_error=False)
+    k_end = _EndDerivative(f, t + h, y1, ks[-1] if rk.fsal else None)
+    outs = [_interpolate(mode, rk, y, y1, ks, k1, k_end, h, theta) for _, theta in step.outputs]
+    return y1, outs
+
+
+def _integrate_fixed(func: Func, y0: Tensor, times: Sequence[float], grid: Sequence[float],
+                     config: IntegrationConfig, stats: SolverStats, record: Record) -> List[Tensor]:
+    rk = RungeKutta(config.tableau)
+    mode = config.output_mode()
+    stage_times = _stage_times(grid, rk, y0, config.perturb)
+    direction = math.copysign(1.0, times[-1] - times[0])
+
+    def f(t: float, y: Tensor) -> Tensor:
+        stats.nfe += 1
+        return func(_time_tensor(t, y0), y)
+
+    ys = [y0]
+    y, k1 = y0, None
+    for n in range(len(grid) - 1):
+        t0, t1 = grid[n], grid[n + 1]
+        h = t1 - t0
+        row = stage_times[n]
+        if k1 is None:
+            k1 = func(row[0], y)
+            stats.nfe += 1
+        y1, _, ks = rk.step(func, row.__getitem__, y, k1, h, with_error=False)
+        stats.nfe += rk.stages - 1
+        stats.n_accepted += 1
+        k_end = _EndDerivative(f, t1, y1, ks[-1] if rk.fsal else None)
+        outputs = _emit(times, len(ys), direction, t0, t1)
+        ys.extend(_interpolate(mode, rk, y, y1, ks, k1, k_end, h, theta) for _, theta in outputs)
+        if record is not None:
+            record.append(Step(t0, h, y, outputs))
+        y, k1 = y1, k_end.value
+    if config.check_finite:
+        _check_finite_outputs(ys, times, grid)
+    return ys
+
+
+def _check_finite_outputs(ys: List[Tensor], times: Sequence[float], grid: Sequence[float]) -> None:
+    # One synchronisation after the loop, never inside it.
+    finite = torch.stack([torch.isfinite(y).all() for y in ys]).tolist()
+    if all(finite):
+        return
+    first = finite.index(False)
+    h = abs(grid[1] - grid[0]) if len(grid) > 1 else 0.0
+    raise _non_finite("by output time", times[first], h, ys[:first])
+
+
+def _stops(times: Sequence[float], config: IntegrationConfig, direction: float) -> List[Tuple[float, bool]]:
+    """Times the adaptive loop must land on exactly, in order: (time, is_jump)."""
+    t0, t1 = times[0], times[-1]
+    inside = lambda s: direction * (s - t0) > 0 and direction * (t1 - s) > 0  # noqa: E731
+    stops = {float(s): False for s in config.step_t if inside(float(s))}
+    stops.update({float(s): True for s in config.jump_t if inside(float(s))})
+    stops[t1] = False
+    return sorted(stops.items(), key=lambda item: direction * item[0])
+
+
+def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: IntegrationConfig,
+                        stats: SolverStats, record: Record) -> List[Tensor]:
+    rk = RungeKutta(config.tableau)
+    mode = config.output_mode()
+    controller = config.controller()
+    rtol, atol, norm = config.rtol, config.atol, config.norm
+    direction = math.copysign(1.0, times[-1] - times[0])
+    stops = _stops(times, config, direction)
+
+    def f(t: float, y: Tensor) -> Tensor:
+        stats.nfe += 1
+        return func(_time_tensor(t, y0), y)
+
+    t, y = times[0], y0
+    k1: Optional[Tensor] = f(t, y)
+    if config.first_step is not None:
+        h = direction * abs(config.first_step)
+    else:
+        h = initial_step_size(f, t, y, k1, direction, controller.order, rtol, atol, norm)
+    h = controller.clip(h)
+    ys = [y0]
+    j, stop_index, attempts = 1, 0, 0
+    while j < len(times):
+        stop, is_jump = stops[stop_index]
+        # Land exactly on the next stop when the step would reach (or nearly reach) it.
+        landing = direction * (t + h * (1.0 + 1e-10) - stop) >= 0
+        if landing:
+            h = stop - t
+        if not math.isfinite(h) or abs(h) < controller.min_step or t + h == t:
+            raise SolveError(
+                f"step size underflow at t={t:.6g}: the controller asked for a step of "
+                f"{h:.3g}{f' below min_step={controller.min_step:g}' if controller.min_step else ''}; "
+                f"the problem is likely stiff or the field non-smooth here: loosen rtol/atol or "
+                f"use a fixed step_size", t, h, ys)
+        if attempts >= config.max_steps:
+            raise SolveError(
+                f"max_steps={config.max_steps} exceeded at t={t:.6g} (step size {h:.3g}, "
+                f"{stats.n_accepted} accepted, {stats.n_rejected} rejected) before reaching "
+                f"t={times[-1]:.6g}: raise max_steps, loosen rtol/atol, or check for stiffness",
+                t, h, ys)
+        attempts += 1
+        if k1 is None:
+            k1 = f(t, y)
+        t_stage = lambda i, _t=t, _h=h: _time_tensor(_t + rk.c[i] * _h, y0)  # noqa: E731
+        y1, error, ks = rk.step(func, t_stage, y, k1, h)
+        stats.nfe += rk.stages - 1
+        ratio = error_ratio(error, y, y1, rtol, atol, norm).item()  # the one sync of a step
+        if math.isnan(ratio):
+            raise _non_finite("in the step from", t, h, ys)
+        accepted = ratio <= 1.0
+        if accepted:
+            stats.n_accepted += 1
+            t1 = stop if landing else t + h
+            k_end = _EndDerivative(f, t1, y1, ks[-1] if rk.fsal else None)
+            outputs = _emit(times, j, direction, t, t1)
+            ys.extend(_interpolate(mode, rk, y, y1, ks, k1, k_end, h, theta)
+                      for _, theta in outputs)
+            j += len(outputs)
+            if record is not None:
+                record.append(Step(t, t1 - t, y, outputs))
+            k_next = k_end.value
+            if landing:
+                stop_index = min(stop_index + 1, len(stops) - 1)
+                if is_jump:
+                    k_next = None  # the field is discontinuous here: re-evaluate after the jump
+            t, y, k1 = t1, y1, k_next
+        else:
+            stats.n_rejected += 1
+        h = controller.next_step(h, ratio, accepted)
+    return ys
