@@ -78,8 +78,10 @@ def _check_times(t: Times, y0: Tensor) -> Tuple[Tensor, List[float]]:
         ts = t if t.device == y0.device else t.to(y0.device)
     else:
         try:
+            if isinstance(t, (str, bytes)):
+                raise TypeError
             values = [float(v) for v in t]
-        except TypeError:
+        except (TypeError, ValueError):
             raise TypeError(f"t must be a 1-D tensor or a sequence of numbers, got "
                             f"{type(t).__name__}") from None
         ts = torch.tensor(values, dtype=torch.float64, device=y0.device)

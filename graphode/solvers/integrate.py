@@ -101,11 +101,12 @@ class IntegrationConfig:
         """
         if self.interp not in ("auto", "linear", "cubic", "hermite"):
             raise ValueError(f"interp must be 'auto', 'linear' or 'cubic', got {self.interp!r}")
-        if self.interp == "linear" and self.fixed:
+        has_dense = self.tableau.dense is not None
+        if not self.fixed:
+            return "dense" if has_dense else "hermite"
+        if self.interp == "linear":
             return "linear"
-        if self.interp == "auto" and self.tableau.dense is not None:
-            return "dense"
-        return "hermite"
+        return "dense" if (self.interp == "auto" and has_dense) else "hermite"
 
     def controller(self) -> PIController:
         return PIController(order=(self.tableau.error_order or self.tableau.order) + 1,
@@ -126,9 +127,14 @@ def fixed_grid(times: Sequence[float], step_size: float) -> List[float]:
     return [t0 + direction * i * step_size for i in range(n)] + [t1]
 
 
-def _time_tensor(t: float, like: Tensor) -> Tensor:
+def _time_tensor(t: float, like: Tensor, toward: Optional[float] = None) -> Tensor:
+    """``t`` as a 0-dim tensor in the state's dtype; with ``toward``, the neighbouring
+    representable value in that direction (a one-sided limit at a discontinuity)."""
     # torch.full launches a fill, never a host-to-device copy, so it does not synchronise.
-    return torch.full((), t, dtype=like.dtype, device=like.device)
+    out = torch.full((), t, dtype=like.dtype, device=like.device)
+    if toward is not None:
+        out = torch.nextafter(out, torch.full((), toward, dtype=like.dtype, device=like.device))
+    return out
 
 
 def _non_finite(where: str, t: float, h: float, ys: Sequence[Tensor]) -> SolveError:
@@ -314,6 +320,7 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
     h = controller.clip(h)
     ys = [y0]
     j, stop_index, attempts = 1, 0, 0
+    after_jump = False
     while j < len(times):
         stop, is_jump = stops[stop_index]
         # Land exactly on the next stop when the step would reach (or nearly reach) it.
@@ -334,8 +341,15 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
                 t, h, ys)
         attempts += 1
         if k1 is None:
-            k1 = f(t, y)
-        t_stage = lambda i, _t=t, _h=h: _time_tensor(_t + rk.c[i] * _h, y0)  # noqa: E731
+            # After a jump the field is evaluated as the limit from inside the new step.
+            k1 = func(_time_tensor(t, y0, toward=t + h if after_jump else None), y)
+            stats.nfe += 1
+        at_jump = landing and is_jump
+
+        def t_stage(i: int, _t: float = t, _h: float = h) -> Tensor:
+            if at_jump and rk.c[i] == 1.0:  # the left limit at the discontinuity
+                return _time_tensor(_t + _h, y0, toward=_t)
+            return _time_tensor(_t + rk.c[i] * _h, y0)
         y1, error, ks = rk.step(func, t_stage, y, k1, h)
         stats.nfe += rk.stages - 1
         ratio = error_ratio(error, y, y1, rtol, atol, norm).item()  # the one sync of a step
@@ -353,6 +367,7 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
             if record is not None:
                 record.append(Step(t, t1 - t, y, outputs))
             k_next = k_end.value
+            after_jump = at_jump
             if landing:
                 stop_index = min(stop_index + 1, len(stops) - 1)
                 if is_jump:
