@@ -1,0 +1,1 @@
+"""Reproducible speed and memory comparisons of graphode against torchdiffeq and others."""

@@ -1,0 +1,105 @@
+"""Shared helpers: paired alternating timing and the standard workloads of BENCHMARKS.md."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics as st
+import time
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
+
+
+def environment() -> Dict[str, object]:
+    """What a reader needs to judge a figure: versions, threads, allocator settings."""
+    info = {
+        "torch": torch.__version__, "python": platform.python_version(),
+        "threads": torch.get_num_threads(), "machine": platform.machine(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "allocator_env_set": all(os.environ.get(k) == v for k, v in ALLOCATOR.items()),
+    }
+    try:
+        import torchdiffeq
+        info["torchdiffeq"] = torchdiffeq.__version__
+    except ImportError:
+        info["torchdiffeq"] = None
+    return info
+
+
+def print_environment() -> None:
+    env = environment()
+    print(" ".join(f"{k}={v}" for k, v in env.items()))
+    if not env["allocator_env_set"] and not env["cuda"]:
+        print("note: set " + " ".join(f"{k}={v}" for k, v in ALLOCATOR.items())
+              + " for stable CPU timings (see BENCHMARKS.md)")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def paired(a: Callable[[], object], b: Callable[[], object], reps: int = 15, warmup: int = 2,
+           device: torch.device = torch.device("cpu")) -> Dict[str, float]:
+    """Time ``a`` and ``b`` alternately; the median of the per-pair ratios a/b, and the spread."""
+    for _ in range(warmup):
+        a(), b()
+    ta: List[float] = []
+    tb: List[float] = []
+    for _ in range(reps):
+        for fn, out in ((a, ta), (b, tb)):
+            synchronize(device)
+            t0 = time.perf_counter()
+            fn()
+            synchronize(device)
+            out.append(time.perf_counter() - t0)
+    ratios = [x / y for x, y in zip(ta, tb)]
+    return {"ratio": st.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "ms_graphode": st.median(ta) * 1e3, "ms_baseline": st.median(tb) * 1e3}
+
+
+def random_graph(num_nodes: int, num_edges: int, seed: int = 0) -> torch.Tensor:
+    """A random directed edge_index of the given size (reproducible)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, num_nodes, (2, num_edges), generator=g)
+
+
+class CallCounter(torch.nn.Module):
+    """Wraps a vector field ``f(t, h)`` and counts its calls (the NFE either library makes)."""
+
+    def __init__(self, field: torch.nn.Module):
+        super().__init__()
+        self.field = field
+        self.calls = 0
+
+    def forward(self, t, h):
+        self.calls += 1
+        return self.field(t, h)
+
+    def count(self, fn: Callable[[], object]) -> int:
+        self.calls = 0
+        fn()
+        return self.calls
+
+
+def write_results(name: str, rows: List[Dict[str, object]], columns: List[str]) -> None:
+    """Write ``results/<name>.json`` and ``results/<name>.md`` (a markdown table)."""
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"environment": environment(), "rows": rows}
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1e-2 or abs(v) >= 1e4 else f"{v:.2f}"
+    return str(v)

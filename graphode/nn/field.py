@@ -1,0 +1,212 @@
+"""GraphVectorField: message-passing layers bound to one graph for the length of a solve.
+
+:class:`~graphode.nn.GDEConv` calls :meth:`GraphVectorField.bind` once per forward; binding
+precomputes everything that depends only on the graph (self loops, symmetric normalisation,
+mean-aggregation weights, the scaled Laplacian) as a :class:`SparseOperator`, so the solver's
+many evaluations of ``f(t, h)`` pay only for the features.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+from torch.nn import Module, ModuleList
+
+from .sparse import SparseOperator
+
+__all__ = ["GraphVectorField", "channels_of"]
+
+Plan = Callable[[Tensor], Tensor]
+
+
+def _accepts(module: Module, name: str) -> bool:
+    try:
+        return name in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_graph_layer(module: Module) -> bool:
+    return _accepts(module, "edge_index")
+
+
+def channels_of(layer: Module) -> Optional[Tuple[int, int]]:
+    """``(in, out)`` channels of a message-passing layer, or ``None`` when it does not say."""
+    cin, cout = getattr(layer, "in_channels", None), getattr(layer, "out_channels", None)
+    if isinstance(cin, (tuple, list)):
+        cin = cin[0] if len(set(cin)) == 1 else None
+    if not isinstance(cin, int) or not isinstance(cout, int) or cin <= 0:
+        return None
+    if getattr(layer, "concat", False) and isinstance(getattr(layer, "heads", None), int):
+        cout *= layer.heads
+    return cin, cout
+
+
+# --------------------------------------------------------------------------- fast plans
+def _gcn_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan]:
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+    if getattr(conv, "flow", "source_to_target") != "source_to_target":
+        return None
+    if conv.normalize:
+        edge_index, edge_weight = gcn_norm(edge_index, edge_weight, n, conv.improved,
+                                           conv.add_self_loops, conv.flow, dtype)
+    elif edge_weight is None:
+        edge_weight = torch.ones(edge_index.size(1), dtype=dtype, device=edge_index.device)
+    op = SparseOperator(edge_index, edge_weight, n, dtype, device)
+
+    def apply(x: Tensor) -> Tensor:
+        out = op @ conv.lin(x)
+        return out if conv.bias is None else out + conv.bias
+    return apply
+
+
+def _aggregation_operator(aggr, edge_index, edge_weight, n, dtype, device
+                          ) -> Optional[SparseOperator]:
+    if aggr not in ("add", "sum", "mean"):
+        return None
+    w = torch.ones(edge_index.size(1), dtype=dtype, device=edge_index.device) \
+        if edge_weight is None else edge_weight.to(dtype)
+    if aggr == "mean":
+        deg = torch.zeros(n, dtype=dtype, device=edge_index.device).index_add_(0, edge_index[1], w)
+        w = w / deg.clamp(min=torch.finfo(dtype).tiny)[edge_index[1]]
+    return SparseOperator(edge_index, w, n, dtype, device)
+
+
+def _sage_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan]:
+    if getattr(conv, "project", False) or edge_weight is not None:
+        return None
+    op = _aggregation_operator(conv.aggr, edge_index, None, n, dtype, device)
+    if op is None:
+        return None
+
+    def apply(x: Tensor) -> Tensor:
+        out = conv.lin_l(op @ x)
+        if conv.root_weight:
+            out = out + conv.lin_r(x)
+        return torch.nn.functional.normalize(out, p=2.0, dim=-1) if conv.normalize else out
+    return apply
+
+
+def _graph_conv_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan]:
+    op = _aggregation_operator(conv.aggr, edge_index, edge_weight, n, dtype, device)
+    if op is None:
+        return None
+    return lambda x: conv.lin_rel(op @ x) + conv.lin_root(x)
+
+
+def _gin_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan]:
+    if edge_weight is not None:
+        return None
+    op = _aggregation_operator(conv.aggr, edge_index, None, n, dtype, device)
+    if op is None:
+        return None
+    return lambda x: conv.nn(op @ x + (1 + conv.eps) * x)
+
+
+def _cheb_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan]:
+    ei, w = conv.__norm__(edge_index, n, edge_weight, conv.normalization, None, dtype=dtype)
+    op = SparseOperator(ei, w, n, dtype, device)
+
+    def apply(x: Tensor) -> Tensor:
+        t0, t1 = x, x
+        out = conv.lins[0](t0)
+        if len(conv.lins) > 1:
+            t1 = op @ x
+            out = out + conv.lins[1](t1)
+        for lin in conv.lins[2:]:
+            t2 = 2.0 * (op @ t1) - t0
+            out = out + lin(t2)
+            t0, t1 = t1, t2
+        return out if conv.bias is None else out + conv.bias
+    return apply
+
+
+def _plans() -> Dict[type, Callable]:
+    from torch_geometric.nn import ChebConv, GCNConv, GINConv, GraphConv, SAGEConv
+    return {GCNConv: _gcn_plan, SAGEConv: _sage_plan, GraphConv: _graph_conv_plan,
+            GINConv: _gin_plan, ChebConv: _cheb_plan}
+
+
+# --------------------------------------------------------------------------- the field
+class GraphVectorField(Module):
+    r"""A vector field :math:`f(t, H; \mathcal{G})` built from message-passing layers.
+
+    Args:
+        layers: one layer, or a sequence of layers and activations applied in order. A layer
+            whose ``forward`` takes ``edge_index`` receives the graph (and ``edge_weight`` if
+            it accepts one, and ``t`` if it accepts one); any other module (an activation, a
+            ``Linear``) receives the features alone.
+        control: how the block input ``X`` enters the field: ``None``; ``"concat"``, the
+            controlled GDE of Poli et al. (the field sees ``[H, X]``); or ``"add"`` (a source
+            term, ``f(H) + X``).
+        precompute: build sparse propagation operators once per solve for GCN, SAGE,
+            GraphConv, GIN and Cheb layers (on by default; off falls back to calling each
+            layer with ``edge_index`` at every evaluation).
+    """
+
+    def __init__(self, layers: Union[Module, Sequence[Module]], control: Optional[str] = None,
+                 precompute: bool = True):
+        super().__init__()
+        if isinstance(layers, Module) and not isinstance(layers, (ModuleList, torch.nn.Sequential)):
+            layers = [layers]
+        self.layers = ModuleList(list(layers))
+        if len(self.layers) == 0:
+            raise ValueError("GraphVectorField needs at least one layer")
+        if control not in (None, "concat", "add"):
+            raise ValueError(f"control must be None, 'concat' or 'add', got {control!r}")
+        self.control = control
+        self.precompute = precompute
+        self._graph_layer = [_is_graph_layer(m) for m in self.layers]
+        self._takes_weight = [_accepts(m, "edge_weight") for m in self.layers]
+        self._takes_time = [_accepts(m, "t") for m in self.layers]
+        self._calls: List[Plan] = []
+        self._control_input: Optional[Tensor] = None
+
+    def reset_parameters(self) -> None:
+        for m in self.layers:
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+
+    def bind(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
+             dtype: torch.dtype, device: torch.device, control_input: Optional[Tensor] = None
+             ) -> "GraphVectorField":
+        """Bind one graph for the coming solve; precompute what depends only on it."""
+        plans = _plans() if self.precompute else {}
+        # A learned edge weight must stay in the autograd graph: no precomputation then.
+        fixed = edge_weight is None or not edge_weight.requires_grad
+        self._calls = []
+        for layer, is_graph, takes_weight, takes_time in zip(
+                self.layers, self._graph_layer, self._takes_weight, self._takes_time):
+            plan = None
+            if is_graph and fixed and not takes_time and type(layer) in plans:
+                plan = plans[type(layer)](layer, edge_index, edge_weight if takes_weight else None,
+                                          num_nodes, dtype, device)
+            if plan is None and is_graph:
+                plan = self._generic(layer, edge_index, edge_weight if takes_weight else None,
+                                     takes_time)
+            self._calls.append(plan if plan is not None else layer)
+        self._control_input = control_input
+        return self
+
+    @staticmethod
+    def _generic(layer: Module, edge_index: Tensor, edge_weight: Optional[Tensor],
+                 takes_time: bool) -> Callable:
+        kwargs = {} if edge_weight is None else {"edge_weight": edge_weight}
+        if takes_time:
+            return lambda x, t: layer(x, edge_index, t=t, **kwargs)
+        return lambda x: layer(x, edge_index, **kwargs)
+
+    def forward(self, t: Tensor, h: Tensor) -> Tensor:
+        if not self._calls:
+            raise RuntimeError("GraphVectorField is not bound to a graph: call bind() first "
+                               "(GDEConv does this in its forward)")
+        x = h
+        if self.control == "concat":
+            x = torch.cat([h, self._control_input], dim=-1)
+        for call, takes_time in zip(self._calls, self._takes_time):
+            x = call(x, t) if takes_time else call(x)
+        if self.control == "add":
+            x = x + self._control_input
+        return x

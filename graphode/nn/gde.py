@@ -1,0 +1,186 @@
+"""GDEConv: any PyG message-passing layer as the vector field of a continuous-depth block."""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+from torch.nn import Module
+
+from ..api import solve
+from ..solvers.integrate import SolverStats
+from .field import GraphVectorField, channels_of
+from .sparse import to_edge_index
+
+__all__ = ["GDEConv"]
+
+
+def _check_channels(layers: Sequence[Module], state: int, control: Optional[str]) -> None:
+    """Raise if the field cannot map a state of ``state`` channels to itself."""
+    known = [(m, channels_of(m)) for m in layers if channels_of(m) is not None]
+    if not known:
+        return
+    first_in = state * 2 if control == "concat" else state
+    for (a, (_, a_out)), (b, (b_in, _)) in zip(known, known[1:]):
+        if a_out != b_in:
+            raise ValueError(f"{a} outputs {a_out} channels but the next layer {b} takes {b_in}")
+    (first, (cin, _)), (last, (_, cout)) = known[0], known[-1]
+    if len(known) == 1 and control is None and cin != cout:
+        raise ValueError(
+            f"GDEConv needs a vector field that maps a state to itself, but {first} maps {cin} "
+            f"channels to {cout}; use {type(first).__name__}({cin}, {cin}) (encode or decode "
+            f"the features with a Linear layer outside the GDE)")
+    if cout != state or (known[0][0] is layers[0] and cin != first_in):
+        raise ValueError(
+            f"the vector field must map {first_in} input channels to {state} output channels "
+            f"(the state's), but {first} takes {cin} and {last} returns {cout}")
+
+
+def _is_first(layers: Sequence[Module], known) -> bool:
+    """Whether the first layer with known channels is the field's first module."""
+    return channels_of(layers[0]) is not None
+
+
+class GDEConv(Module):
+    r"""A graph neural ODE block (Poli et al., `"Graph Neural Ordinary Differential Equations"
+    <https://arxiv.org/abs/1911.07532>`_): the node features flow along
+
+    .. math::
+        \frac{d\mathbf{H}(t)}{dt} = f\big(t, \mathbf{H}(t); \mathcal{G}\big), \qquad
+        \mathbf{H}(t_0) = \mathbf{X},
+
+    and the layer returns :math:`\mathbf{H}(t_1)`. The vector field :math:`f` is a PyG
+    message-passing layer (or a stack of layers and activations); the graph is bound once per
+    forward and everything that depends only on it (GCN normalisation, self loops, mean
+    aggregation, the Chebyshev Laplacian) is computed once per solve, not per evaluation.
+
+    Args:
+        field: a ``MessagePassing`` layer with equal input and output channels, a sequence of
+            layers and activations, or any module with ``forward(x, edge_index, edge_weight)``
+            (layers whose ``forward`` takes ``t`` receive the time: time-dependent fields).
+        t_span: integration interval ``(t0, t1)``.
+        method: solver (``"dopri5"``, ``"tsit5"``, ``"bosh3"``, ``"rk4"``, ``"euler"``, ...).
+        rtol, atol: tolerances of adaptive methods.
+        step_size: fixed step size (fixed-step solve with any method).
+        gradient: ``"adjoint"`` (memory flat in the number of steps), ``"autograd"`` or
+            ``"checkpoint"``.
+        adjoint_seminorm: leave parameter adjoints out of the backward error norm (saves
+            backward steps; Kidger et al., 2021).
+        t_eval: optional output times in ``t_span``; the layer then returns the states at
+            those times, shape ``(len(t_eval), N, C)``.
+        control: ``"concat"`` for the controlled GDE of the paper (the field sees
+            ``[H(t), X]`` and maps ``2C`` channels to ``C``); ``"add"`` adds ``X`` as a source
+            term, ``dH/dt = f(H) + X``.
+        augment: number of zero channels appended to the state (Augmented Neural ODEs,
+            Dupont et al., 2019); the field maps ``C + augment`` channels to themselves.
+        keep_augmented: return the augmented channels too.
+        precompute: precompute graph operators once per solve (see
+            :class:`GraphVectorField`).
+        **solver_kwargs: further keywords for :func:`graphode.solve` (``max_steps``,
+            ``adjoint_method``, ``adjoint_rtol``, ...).
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, C)`, edge indices
+          :math:`(2, |\mathcal{E}|)` or a sparse adjacency ``adj_t``, optional edge weights
+          :math:`(|\mathcal{E}|)`, optional batch vector :math:`(|\mathcal{V}|)`
+        - **output:** node features :math:`(|\mathcal{V}|, C)`, or
+          :math:`(T, |\mathcal{V}|, C)` with ``t_eval``
+
+    Example::
+
+        >>> import networkx as nx, torch
+        >>> from torch_geometric.nn import GCNConv
+        >>> from torch_geometric.utils import from_networkx
+        >>> from graphode.nn import GDEConv
+        >>> data = from_networkx(nx.karate_club_graph())
+        >>> x = torch.randn(data.num_nodes, 16)
+        >>> gde = GDEConv(GCNConv(16, 16), t_span=(0.0, 1.0), method="dopri5")
+        >>> gde(x, data.edge_index).shape
+        torch.Size([34, 16])
+        >>> gde.stats.nfe > 0
+        True
+    """
+
+    def __init__(self, field: Union[Module, Sequence[Module]],
+                 t_span: Tuple[float, float] = (0.0, 1.0), method: str = "dopri5",
+                 rtol: float = 1e-3, atol: float = 1e-4, step_size: Optional[float] = None,
+                 gradient: str = "adjoint", adjoint_seminorm: bool = True,
+                 t_eval: Optional[Sequence[float]] = None, control: Optional[str] = None,
+                 augment: int = 0, keep_augmented: bool = False, precompute: bool = True,
+                 **solver_kwargs):
+        super().__init__()
+        self.field = field if isinstance(field, GraphVectorField) else GraphVectorField(
+            field, control=control, precompute=precompute)
+        t0, t1 = (float(v) for v in t_span)
+        if t0 == t1:
+            raise ValueError(f"t_span must have two different times, got {t_span}")
+        self.t_span = (t0, t1)
+        if t_eval is not None:
+            t_eval = [float(v) for v in t_eval]
+            lo, hi = min(t0, t1), max(t0, t1)
+            if not t_eval or any(not lo <= v <= hi for v in t_eval):
+                raise ValueError(f"t_eval must be non-empty and lie within t_span={t_span}, "
+                                 f"got {t_eval}")
+        self.t_eval = t_eval
+        if not isinstance(augment, int) or augment < 0:
+            raise ValueError(f"augment must be a non-negative int, got {augment!r}")
+        self.augment, self.keep_augmented = augment, keep_augmented
+        self.method, self.rtol, self.atol, self.step_size = method, rtol, atol, step_size
+        self.gradient, self.adjoint_seminorm = gradient, adjoint_seminorm
+        self.solver_kwargs = solver_kwargs
+        self.stats = SolverStats()
+        # Fail at construction, not mid-training, for settings solve() would reject.
+        solve(lambda t, y: y, torch.zeros(1), [0.0, 1.0], method=method, rtol=rtol, atol=atol,
+              step_size=step_size, gradient="autograd", **{k: v for k, v in solver_kwargs.items()
+                                                           if not k.startswith("adjoint")})
+        if gradient not in ("adjoint", "autograd", "checkpoint"):
+            raise ValueError(f"unknown gradient mode {gradient!r}; valid modes are: autograd, "
+                             f"adjoint, checkpoint")
+        self._channels_checked: Optional[int] = None
+        layers = list(self.field.layers)
+        known = [channels_of(m) for m in layers if channels_of(m) is not None]
+        if known and _is_first(layers, known):
+            state = known[0][0] // 2 if self.field.control == "concat" else known[0][0]
+            _check_channels(layers, state, self.field.control)
+
+    def reset_parameters(self) -> None:
+        self.field.reset_parameters()
+
+    def _times(self) -> list:
+        t0, t1 = self.t_span
+        if self.t_eval is None:
+            return [t0, t1]
+        return self.t_eval if self.t_eval[0] == t0 else [t0] + self.t_eval
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
+                batch: Optional[Tensor] = None) -> Tensor:
+        if x.dim() != 2:
+            raise ValueError(f"x must be node features of shape (num_nodes, channels), got "
+                             f"{tuple(x.shape)}")
+        edge_index, edge_weight = to_edge_index(edge_index, edge_weight)
+        state = x.size(-1) + self.augment
+        if self._channels_checked != state:
+            _check_channels(list(self.field.layers), state, self.field.control)
+            self._channels_checked = state
+        h0 = x
+        if self.augment:
+            h0 = torch.cat([x, x.new_zeros(x.size(0), self.augment)], dim=-1)
+        self.field.bind(edge_index, edge_weight, x.size(0), x.dtype, x.device,
+                        control_input=x if self.field.control else None)
+        times = self._times()
+        sol = solve(self.field, h0, times, method=self.method, rtol=self.rtol, atol=self.atol,
+                    step_size=self.step_size, gradient=self.gradient,
+                    adjoint_seminorm=self.adjoint_seminorm, **self.solver_kwargs)
+        self.stats = sol.stats
+        ys = sol.ys
+        if self.t_eval is not None and self.t_eval[0] != times[0]:
+            ys = ys[1:]
+        if self.augment and not self.keep_augmented:
+            ys = ys[..., : x.size(-1)]
+        return ys if self.t_eval is not None else ys[-1]
+
+    def __repr__(self) -> str:
+        layers = list(self.field.layers)
+        inner = repr(layers[0]) if len(layers) == 1 else "[" + ", ".join(map(repr, layers)) + "]"
+        extra = "" if self.gradient == "adjoint" else f", gradient='{self.gradient}'"
+        return f"{type(self).__name__}({inner}, method='{self.method}'{extra})"
