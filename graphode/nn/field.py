@@ -123,10 +123,19 @@ def _cheb_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan
     return apply
 
 
+def _diffusion_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan]:
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+    edge_index, edge_weight = gcn_norm(edge_index, edge_weight, n, dtype=dtype)
+    op = SparseOperator(edge_index, edge_weight, n, dtype, device)
+    return lambda x: op @ conv.mix(x) - x
+
+
 def _plans() -> Dict[type, Callable]:
     from torch_geometric.nn import ChebConv, GCNConv, GINConv, GraphConv, SAGEConv
+
+    from .diffusion import LinearDiffusion
     return {GCNConv: _gcn_plan, SAGEConv: _sage_plan, GraphConv: _graph_conv_plan,
-            GINConv: _gin_plan, ChebConv: _cheb_plan}
+            GINConv: _gin_plan, ChebConv: _cheb_plan, LinearDiffusion: _diffusion_plan}
 
 
 # --------------------------------------------------------------------------- the field
@@ -142,7 +151,7 @@ class GraphVectorField(Module):
             controlled GDE of Poli et al. (the field sees ``[H, X]``); or ``"add"`` (a source
             term, ``f(H) + X``).
         precompute: build sparse propagation operators once per solve for GCN, SAGE,
-            GraphConv, GIN and Cheb layers (on by default; off falls back to calling each
+            GraphConv, GIN, Cheb and LinearDiffusion layers (on by default; off falls back to calling each
             layer with ``edge_index`` at every evaluation).
     """
 

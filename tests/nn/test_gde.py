@@ -10,7 +10,7 @@ from torch_geometric.nn import (ChebConv, GATConv, GCNConv, GINConv, GraphConv, 
 from torch_geometric.utils import from_networkx, to_dense_adj
 
 import graphode.nn.gde
-from graphode.nn import GDEConv, GraphVectorField, SecondOrderGDEConv, TimeConcat
+from graphode.nn import GDEConv, GraphVectorField, LinearDiffusion, SecondOrderGDEConv, TimeConcat
 
 MODES = ["autograd", "adjoint", "checkpoint"]
 
@@ -30,6 +30,7 @@ def make_conv(name, c=16):
                                                    torch.nn.Linear(c, c))),
         "graph": lambda: GraphConv(c, c),
         "cheb": lambda: ChebConv(c, c, K=3),
+        "diffusion": lambda: LinearDiffusion(c),
     }[name]()
 
 
@@ -91,7 +92,7 @@ def test_gradient_modes_agree(name):
     assert (grads["adjoint"] - grads["autograd"]).abs().max() <= 1e-5 * scale
 
 
-@pytest.mark.parametrize("name", ["gcn", "sage", "gin", "graph", "cheb"])
+@pytest.mark.parametrize("name", ["gcn", "sage", "gin", "graph", "cheb", "diffusion"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_precomputed_operator_equals_the_layer(name, weighted):
     torch.manual_seed(0)
@@ -101,6 +102,9 @@ def test_precomputed_operator_equals_the_layer(name, weighted):
         weighted = False  # these layers take no edge weights
     w = torch.rand(ei.size(1), dtype=torch.float64) if weighted else None
     kwargs = {} if w is None else {"edge_weight": w}
+    if name == "diffusion":
+        with torch.no_grad():
+            conv.weight.add_(0.1 * torch.randn_like(conv.weight))
     field = GraphVectorField(conv).bind(ei, w, x.size(0), x.dtype, x.device)
     assert not isinstance(field._calls[0], torch.nn.Module)  # a precomputed plan is used
     t = torch.zeros((), dtype=torch.float64)

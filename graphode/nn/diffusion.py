@@ -1,0 +1,58 @@
+"""LinearDiffusion: the graph diffusion field of GRAND-l and CGNN."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch_geometric.nn import MessagePassing
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+__all__ = ["LinearDiffusion"]
+
+
+class LinearDiffusion(MessagePassing):
+    r"""Linear diffusion on the normalised adjacency with self loops,
+
+    .. math::
+        f(\mathbf{X}) = \hat{\mathbf{A}} \mathbf{X} \mathbf{W} - \mathbf{X},
+        \qquad \hat{\mathbf{A}} = \mathbf{D}^{-1/2} (\mathbf{A} + \mathbf{I}) \mathbf{D}^{-1/2},
+
+    the continuous analogue of stacked GCN propagation (GRAND-l, Chamberlain et al., 2021;
+    with a source term ``GDEConv(..., control="add")`` it is CGNN's
+    :math:`\dot{\mathbf{X}} = (\hat{\mathbf{A}} - \mathbf{I})\mathbf{X} + \mathbf{X}_0`,
+    Xhonneux et al., 2020). ``W`` starts at the identity.
+
+    Args:
+        channels: feature channels (input = output).
+        weight: learn the channel mixing ``W``; without it ``W = I``.
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, C)`, edge indices
+          :math:`(2, |\mathcal{E}|)`, optional edge weights :math:`(|\mathcal{E}|)`
+        - **output:** node features :math:`(|\mathcal{V}|, C)`
+    """
+
+    def __init__(self, channels: int, weight: bool = True):
+        super().__init__(aggr="add")
+        self.in_channels = self.out_channels = channels
+        self.weight = torch.nn.Parameter(torch.empty(channels, channels)) if weight else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.weight is not None:
+            torch.nn.init.eye_(self.weight)
+
+    def mix(self, x: Tensor) -> Tensor:
+        return x if self.weight is None else x @ self.weight
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:
+        edge_index, edge_weight = gcn_norm(edge_index, edge_weight, x.size(0), dtype=x.dtype)
+        return self.propagate(edge_index, x=self.mix(x), edge_weight=edge_weight) - x
+
+    def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
+        return edge_weight.view(-1, 1) * x_j
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_channels}, weight={self.weight is not None})"
