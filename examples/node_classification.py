@@ -32,11 +32,14 @@ except ImportError:  # the progress bar is a nicety
 
 # Tuned defaults per model; any flag given on the command line wins.
 DEFAULTS = {
-    "gcn": dict(hidden=16, dropout=0.5, lr=0.01, weight_decay=5e-4, epochs=200, patience=100),
+    "gcn": dict(hidden=16, dropout=0.5, lr=0.01, weight_decay=5e-4, epochs=200, patience=100,
+                gradient="autograd"),
     "gcde": dict(hidden=64, dropout=0.5, field_dropout=0.5, lr=0.01, weight_decay=5e-4,
-                 epochs=300, patience=100, method="rk4", step_size=0.5, t_end=1.0),
-    "cgnn": dict(hidden=64, dropout=0.5, field_dropout=0.0, lr=0.01, weight_decay=5e-4,
-                 epochs=300, patience=100, method="rk4", step_size=0.5, t_end=4.0),
+                 epochs=300, patience=100, method="rk4", step_size=0.5, t_end=1.0,
+                 gradient="autograd"),
+    "cgnn": dict(hidden=64, dropout=0.6, field_dropout=0.0, lr=0.01, weight_decay=5e-4,
+                 epochs=300, patience=100, method="rk4", step_size=0.5, t_end=2.0,
+                 gradient="adjoint"),
 }
 
 
@@ -56,7 +59,11 @@ class GCN(nn.Module):
 
 
 class GCDE(nn.Module):
-    """GCDE: input dropout, a GCN encoder, a GDE block with a GCN field, a linear decoder."""
+    """GCDE: input dropout, a GCN encoder, a GDE block with a GCN field, a linear decoder.
+
+    The encoder uses ReLU: with row-normalised features, the softplus encoder of the GDE
+    paper's torchdyn tutorial maps every node near log 2 and trained to 40% on Cora here.
+    """
 
     def __init__(self, in_channels, hidden, classes, dropout, field_dropout, solver, **_):
         super().__init__()
@@ -69,7 +76,7 @@ class GCDE(nn.Module):
 
     def forward(self, x, edge_index):
         x = F.dropout(x, self.dropout, self.training)
-        h = F.softplus(self.encoder(x, edge_index))
+        h = F.relu(self.encoder(x, edge_index))
         h = self.gde(h, edge_index)
         return self.decoder(F.dropout(h, self.dropout, self.training))
 
@@ -100,7 +107,8 @@ def parse_args(argv=None):
     p.add_argument("--dataset", help="Cora (default), CiteSeer, PubMed or synthetic")
     p.add_argument("--model", default="gcde", choices=sorted(MODELS))
     p.add_argument("--method", help="solver, e.g. rk4 or dopri5")
-    p.add_argument("--gradient", default="adjoint", choices=["adjoint", "autograd", "checkpoint"])
+    p.add_argument("--gradient", choices=["adjoint", "autograd", "checkpoint"],
+                   help="autograd by default (the GCDE field has dropout); adjoint for cgnn")
     p.add_argument("--rtol", type=float, default=1e-3)
     p.add_argument("--atol", type=float, default=1e-4)
     p.add_argument("--step-size", type=float, help="fixed step (rk4 default 0.5; none with dopri5)")

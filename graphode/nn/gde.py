@@ -162,6 +162,13 @@ class GDEConv(Module):
         if self._channels_checked != state:
             _check_channels(list(self.field.layers), state, self.field.control)
             self._channels_checked = state
+        if self.training and self.gradient == "adjoint" and any(
+                isinstance(m, torch.nn.Dropout) and m.p > 0 for m in self.field.modules()):
+            raise ValueError(
+                "dropout inside the vector field gives the adjoint's backward solve other masks "
+                "than the forward solve used, so its gradients would be wrong: use "
+                "gradient='autograd' or gradient='checkpoint' (which replays the same masks), "
+                "or move the dropout outside the GDEConv")
         h0 = x
         if self.augment:
             h0 = torch.cat([x, x.new_zeros(x.size(0), self.augment)], dim=-1)

@@ -156,6 +156,13 @@ class Step:
     h: float
     y: Tensor
     outputs: List[Tuple[int, float]]
+    rng: Optional[Tuple[Tensor, Optional[Tensor]]] = None
+
+
+def rng_state(device: torch.device) -> Tuple[Tensor, Optional[Tensor]]:
+    """The random state a step starts from (CPU, and the state's CUDA device)."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
 
 
 def integrate(func: Func, y0: Tensor, times: Sequence[float], config: IntegrationConfig,
@@ -233,7 +240,23 @@ class _EndDerivative:
 
 def replay_step(func: Func, rk: RungeKutta, mode: str, step: Step, y: Tensor
                 ) -> Tuple[Tensor, List[Tensor]]:
-    """Recompute one recorded step from ``y`` (checkpointing's backward pass)."""
+    """Recompute one recorded step from ``y`` (checkpointing's backward pass).
+
+    The random state the step started from is restored, so a stochastic field (dropout)
+    replays with the same masks; the caller's random state is left as it was.
+    """
+    if step.rng is not None:
+        devices = [y.device] if y.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(step.rng[0])
+            if step.rng[1] is not None:
+                torch.cuda.set_rng_state(step.rng[1], y.device)
+            return _replay(func, rk, mode, step, y)
+    return _replay(func, rk, mode, step, y)
+
+
+def _replay(func: Func, rk: RungeKutta, mode: str, step: Step, y: Tensor
+            ) -> Tuple[Tensor, List[Tensor]]:
     t, h = step.t, step.h
     f = lambda s, z: func(_time_tensor(s, y), z)  # noqa: E731
     k1 = f(t, y)
@@ -261,6 +284,7 @@ def _integrate_fixed(func: Func, y0: Tensor, times: Sequence[float], grid: Seque
         t0, t1 = grid[n], grid[n + 1]
         h = t1 - t0
         row = stage_times[n]
+        rng = rng_state(y.device) if record is not None else None
         if k1 is None:
             k1 = func(row[0], y)
             stats.nfe += 1
@@ -271,7 +295,7 @@ def _integrate_fixed(func: Func, y0: Tensor, times: Sequence[float], grid: Seque
         outputs = _emit(times, len(ys), direction, t0, t1)
         ys.extend(_interpolate(mode, rk, y, y1, ks, k1, k_end, h, theta) for _, theta in outputs)
         if record is not None:
-            record.append(Step(t0, h, y, outputs))
+            record.append(Step(t0, h, y, outputs, rng))
         y, k1 = y1, k_end.value
     if config.check_finite:
         _check_finite_outputs(ys, times, grid)
@@ -340,6 +364,7 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
                 f"t={times[-1]:.6g}: raise max_steps, loosen rtol/atol, or check for stiffness",
                 t, h, ys)
         attempts += 1
+        rng = rng_state(y.device) if record is not None else None
         if k1 is None:
             # After a jump the field is evaluated as the limit from inside the new step.
             k1 = func(_time_tensor(t, y0, toward=t + h if after_jump else None), y)
@@ -365,7 +390,7 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
                       for _, theta in outputs)
             j += len(outputs)
             if record is not None:
-                record.append(Step(t, t1 - t, y, outputs))
+                record.append(Step(t, t1 - t, y, outputs, rng))
             k_next = k_end.value
             after_jump = at_jump
             if landing:

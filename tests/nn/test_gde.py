@@ -201,7 +201,7 @@ def test_permutation_equivariance(name):
 def test_dtypes_no_grad_train_eval(device):
     x, ei = graph()
     conv = torch.nn.ModuleList([GCNConv(16, 16), torch.nn.Dropout(0.5), torch.nn.Tanh()])
-    layer = GDEConv(list(conv), method="rk4", step_size=0.25).to(device)
+    layer = GDEConv(list(conv), method="rk4", step_size=0.25, gradient="checkpoint").to(device)
     x, ei = x.to(device), ei.to(device)
     layer.eval()
     with torch.no_grad():
@@ -310,3 +310,21 @@ def test_networkx_graph_end_to_end():
     y = layer(x, data.edge_index, data.weight.float())
     assert y.shape == (34, 8) and torch.isfinite(y).all()
     del model
+
+
+def test_dropout_in_the_field():
+    x, ei = graph(dtype=torch.float64)
+    field = [torch.nn.Dropout(0.3), GCNConv(16, 16).double(), torch.nn.Tanh()]
+    with pytest.raises(ValueError, match="dropout inside the vector field .* gradient='autograd'"):
+        GDEConv(field, method="rk4", step_size=0.25)(x, ei)
+    # checkpointing replays the forward's dropout masks: its gradients equal autograd's
+    grads = []
+    for mode in ("autograd", "checkpoint"):
+        layer = GDEConv(field, method="rk4", step_size=0.25, gradient=mode)
+        torch.manual_seed(7)
+        layer.zero_grad()
+        layer(x, ei).square().sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in layer.parameters()]))
+    assert (grads[0] - grads[1]).abs().max() <= 1e-10
+    # in eval mode the adjoint is fine
+    GDEConv(field, method="rk4", step_size=0.25).eval()(x, ei)

@@ -1,0 +1,36 @@
+"""GPU checks: they run where CUDA is present and are skipped (with the reason) elsewhere."""
+import pytest
+import torch
+
+from graphode import solve
+from graphode.nn import GDEConv
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda
+def test_fixed_step_solve_does_not_synchronise():
+    from torch_geometric.nn import GCNConv
+    x = torch.randn(2708, 64, device="cuda")
+    ei = torch.randint(0, 2708, (2, 10556), device="cuda")
+    conv = GCNConv(64, 64, cached=True).cuda()
+    conv(x, ei)  # build the conv's cache before the guarded region
+    field = lambda t, h: torch.tanh(conv(h, ei))  # noqa: E731
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        ys = solve(field, x, [0.0, 1.0], method="rk4", step_size=0.1, check_finite=False).ys
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert ys.shape == (2, 2708, 64) and torch.isfinite(ys).all()
+
+
+@cuda
+def test_gdeconv_on_cuda_matches_cpu():
+    from torch_geometric.nn import GCNConv
+    x = torch.randn(100, 8, dtype=torch.float64)
+    ei = torch.randint(0, 100, (2, 400))
+    layer = GDEConv(GCNConv(8, 8).double(), method="rk4", step_size=0.1)
+    cpu = layer(x, ei)
+    gpu = layer.cuda()(x.cuda(), ei.cuda())
+    assert (gpu.cpu() - cpu).abs().max() <= 1e-10
