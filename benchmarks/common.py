@@ -1,6 +1,7 @@
 """Shared helpers: paired alternating timing and the standard workloads of BENCHMARKS.md."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -37,6 +38,21 @@ def print_environment() -> None:
     if not env["allocator_env_set"] and not env["cuda"]:
         print("note: set " + " ".join(f"{k}={v}" for k, v in ALLOCATOR.items())
               + " for stable CPU timings (see BENCHMARKS.md)")
+
+
+def bench_args(doc: str, argv=None, **extra) -> "argparse.Namespace":
+    """The flags every benchmark takes (``--reps``, ``--device``) plus ``extra`` ones; prints
+    the environment."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=15, help="alternating pairs to time")
+    parser.add_argument("--device", default="cpu")
+    for flag, kwargs in extra.items():
+        parser.add_argument(flag, **kwargs)
+    args = parser.parse_args(argv)
+    args.device = torch.device(args.device)
+    torch.manual_seed(0)
+    print_environment()
+    return args
 
 
 def synchronize(device: torch.device) -> None:

@@ -9,14 +9,12 @@ of Cora's size (2,708 nodes, 10,556 edges), so only the solvers differ.
 """
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torchdiffeq
 from torch_geometric.nn import GCNConv
 
 import graphode
-from benchmarks.common import CallCounter, paired, print_environment, random_graph, write_results
+from benchmarks.common import CallCounter, bench_args, paired, random_graph, write_results
 
 
 class TanhGCN(torch.nn.Module):
@@ -30,13 +28,8 @@ class TanhGCN(torch.nn.Module):
 
 
 def main(argv=None) -> list:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=15)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    print_environment()
+    args = bench_args(__doc__, argv)
+    device = args.device
     edge_index = random_graph(2708, 10556).to(device)
     field = CallCounter(TanhGCN(64, edge_index)).to(device)
     x = torch.randn(2708, 64, device=device)

@@ -18,25 +18,12 @@ __all__ = ["attach_time_gradients"]
 Func = Callable[[Tensor, Tensor], Tensor]
 
 
-class _StartTime(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, func: Func, y0: Tensor, t0: Tensor) -> Tensor:
-        ctx.func = func
-        ctx.save_for_backward(y0, t0)
-        return y0.view_as(y0)
+class _TimeGradient(torch.autograd.Function):
+    """Identity on ``y``; in the backward pass, ``sign * (grad . f(t, y))`` goes to ``t``."""
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
-        y0, t0 = ctx.saved_tensors
-        with torch.no_grad():
-            f0 = ctx.func(t0.to(y0.dtype), y0)
-        return None, grad, -(grad * f0).sum().to(t0.dtype)
-
-
-class _OutputTime(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, func: Func, y: Tensor, t: Tensor) -> Tensor:
-        ctx.func = func
+    def forward(ctx, func: Func, sign: float, y: Tensor, t: Tensor) -> Tensor:
+        ctx.func, ctx.sign = func, sign
         ctx.save_for_backward(y, t)
         return y.view_as(y)
 
@@ -45,12 +32,12 @@ class _OutputTime(torch.autograd.Function):
         y, t = ctx.saved_tensors
         with torch.no_grad():
             f = ctx.func(t.to(y.dtype), y)
-        return None, grad, (grad * f).sum().to(t.dtype)
+        return None, None, grad, (ctx.sign * (grad * f).sum()).to(t.dtype)
 
 
 def attach_time_gradients(func: Func, t: Tensor, solve: Callable[[Tensor], List[Tensor]],
                           y0: Tensor) -> List[Tensor]:
     """Run ``solve(y0)`` so that its outputs carry gradients with respect to ``t``."""
-    ys = solve(_StartTime.apply(func, y0, t[0]))
+    ys = solve(_TimeGradient.apply(func, -1.0, y0, t[0]))
     # The first output is the initial state itself, which does not move with t_0.
-    return [y0] + [_OutputTime.apply(func, y, t[i]) for i, y in enumerate(ys) if i > 0]
+    return [y0] + [_TimeGradient.apply(func, 1.0, y, t[i]) for i, y in enumerate(ys) if i > 0]
