@@ -13,6 +13,7 @@ forward output there. ``g`` at the first time is the parameter gradient.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -67,10 +68,10 @@ class _AdjointSolve(torch.autograd.Function):
         shape, dtype = ys.shape[1:], ys.dtype
         n = ys[0].numel()
         sizes = [n, n] + [p.numel() for p in params]
-        config = problem.adjoint
-        assert config is not None
-        if config.norm is None:
-            config.norm = _segment_norm(sizes, 2 if problem.adjoint_seminorm else len(sizes))
+        assert problem.adjoint is not None
+        # A local copy: the problem's backward settings stay as the caller gave them.
+        config = replace(problem.adjoint, norm=problem.adjoint.norm or _segment_norm(
+            sizes, 2 if problem.adjoint_seminorm else len(sizes)))
         stats = SolverStats()
 
         def augmented(t: Tensor, z: Tensor) -> Tensor:
@@ -95,9 +96,9 @@ class _AdjointSolve(torch.autograd.Function):
                     f_i = func(torch.full((), times[i], dtype=dtype, device=ys.device), ys[i])
                 time_grads[i] = (grad_ys[i] * f_i).sum()
             z0 = torch.cat([ys[i].reshape(-1), adj.reshape(-1), g])
-            config.grid = _interval_grid(problem.config.grid, times[i], times[i - 1])
+            interval = replace(config, grid=_interval_grid(problem.config.grid, times[i], times[i - 1]))
             with torch.no_grad():
-                z = integrate(augmented, z0, [times[i], times[i - 1]], config, stats)[-1]
+                z = integrate(augmented, z0, [times[i], times[i - 1]], interval, stats)[-1]
             adj = z[n:2 * n].view(shape) + grad_ys[i - 1]
             g = z[2 * n:]
         if ctx.has_t:

@@ -7,7 +7,9 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
-from ..api import solve
+from ..api import _check_positive, _check_tolerances, solve
+from ..gradients import GRADIENT_MODES
+from ..solvers.tableaux import get_tableau
 from ..solvers.integrate import SolverStats
 from .field import GraphVectorField, channels_of
 from .sparse import to_edge_index
@@ -34,11 +36,6 @@ def _check_channels(layers: Sequence[Module], state: int, control: Optional[str]
         raise ValueError(
             f"the vector field must map {first_in} input channels to {state} output channels "
             f"(the state's), but {first} takes {cin} and {last} returns {cout}")
-
-
-def _is_first(layers: Sequence[Module], known) -> bool:
-    """Whether the first layer with known channels is the field's first module."""
-    return channels_of(layers[0]) is not None
 
 
 class GDEConv(Module):
@@ -130,17 +127,17 @@ class GDEConv(Module):
         self.solver_kwargs = solver_kwargs
         self.stats = SolverStats()
         # Fail at construction, not mid-training, for settings solve() would reject.
-        solve(lambda t, y: y, torch.zeros(1), [0.0, 1.0], method=method, rtol=rtol, atol=atol,
-              step_size=step_size, gradient="autograd", **{k: v for k, v in solver_kwargs.items()
-                                                           if not k.startswith("adjoint")})
-        if gradient not in ("adjoint", "autograd", "checkpoint"):
-            raise ValueError(f"unknown gradient mode {gradient!r}; valid modes are: autograd, "
-                             f"adjoint, checkpoint")
+        get_tableau(method)
+        _check_tolerances(rtol, atol)
+        _check_positive("step_size", step_size)
+        if gradient not in GRADIENT_MODES:
+            raise ValueError(f"unknown gradient mode {gradient!r}; valid modes are: "
+                             f"{', '.join(GRADIENT_MODES)}")
         self._channels_checked: Optional[int] = None
         layers = list(self.field.layers)
-        known = [channels_of(m) for m in layers if channels_of(m) is not None]
-        if known and _is_first(layers, known):
-            state = known[0][0] // 2 if self.field.control == "concat" else known[0][0]
+        first = channels_of(layers[0])
+        if first is not None:
+            state = first[0] // 2 if self.field.control == "concat" else first[0]
             _check_channels(layers, state, self.field.control)
 
     def reset_parameters(self) -> None:
