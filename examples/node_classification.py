@@ -36,7 +36,7 @@ DEFAULTS = {
                 gradient="autograd"),
     "gcde": dict(hidden=64, dropout=0.5, field_dropout=0.5, lr=0.01, weight_decay=5e-4,
                  epochs=300, patience=100, method="rk4", step_size=0.5, t_end=1.0,
-                 gradient="autograd"),
+                 gradient="autograd", decoder="linear"),
     "cgnn": dict(hidden=64, dropout=0.6, field_dropout=0.0, lr=0.01, weight_decay=5e-4,
                  epochs=300, patience=100, method="rk4", step_size=0.5, t_end=2.0,
                  gradient="adjoint"),
@@ -65,20 +65,20 @@ class GCDE(nn.Module):
     paper's torchdyn tutorial maps every node near log 2 and trained to 40% on Cora here.
     """
 
-    def __init__(self, in_channels, hidden, classes, dropout, field_dropout, solver, **_):
+    def __init__(self, in_channels, hidden, classes, dropout, field_dropout, solver, decoder, **_):
         super().__init__()
         self.dropout = dropout
         self.encoder = GCNConv(in_channels, hidden)
         field = [nn.Dropout(field_dropout), GCNConv(hidden, hidden), nn.Softplus()]
         self.gde = GDEConv(field, **solver)
-        self.decoder = nn.Linear(hidden, classes)
+        self.decoder = GCNConv(hidden, classes) if decoder == "gcn" else nn.Linear(hidden, classes)
         self.gdes = [self.gde]
 
     def forward(self, x, edge_index):
         x = F.dropout(x, self.dropout, self.training)
         h = F.relu(self.encoder(x, edge_index))
-        h = self.gde(h, edge_index)
-        return self.decoder(F.dropout(h, self.dropout, self.training))
+        h = F.dropout(self.gde(h, edge_index), self.dropout, self.training)
+        return self.decoder(h, edge_index) if isinstance(self.decoder, GCNConv) else self.decoder(h)
 
 
 class CGNN(nn.Module):
@@ -116,6 +116,7 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int)
     p.add_argument("--dropout", type=float)
     p.add_argument("--field-dropout", type=float, help="dropout inside the GCDE vector field")
+    p.add_argument("--decoder", choices=["linear", "gcn"], help="GCDE output layer")
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--epochs", type=int)
@@ -173,7 +174,8 @@ def run(args, data, num_classes, seed):
     solver = dict(t_span=(0.0, args.t_end), method=args.method, rtol=args.rtol, atol=args.atol,
                   step_size=args.step_size, gradient=args.gradient)
     model = MODELS[args.model](data.num_features, args.hidden, num_classes, dropout=args.dropout,
-                               field_dropout=args.field_dropout, solver=solver).to(args.device)
+                               field_dropout=args.field_dropout, solver=solver,
+                               decoder=args.decoder).to(args.device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     best = dict(val=-1.0, test=0.0, epoch=0)
     curves = dict(loss=[], train=[], val=[], test=[])

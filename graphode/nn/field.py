@@ -151,8 +151,10 @@ class GraphVectorField(Module):
             controlled GDE of Poli et al. (the field sees ``[H, X]``); or ``"add"`` (a source
             term, ``f(H) + X``).
         precompute: build sparse propagation operators once per solve for GCN, SAGE,
-            GraphConv, GIN, Cheb and LinearDiffusion layers (on by default; off falls back to calling each
-            layer with ``edge_index`` at every evaluation).
+            GraphConv, GIN, Cheb and LinearDiffusion layers, and for any layer with a
+            ``graph_plan(edge_index, edge_weight, num_nodes, dtype, device)`` method returning
+            ``x -> f(x)`` (on by default; off calls each layer with ``edge_index`` at every
+            evaluation).
     """
 
     def __init__(self, layers: Union[Module, Sequence[Module]], control: Optional[str] = None,
@@ -189,9 +191,12 @@ class GraphVectorField(Module):
         for layer, is_graph, takes_weight, takes_time in zip(
                 self.layers, self._graph_layer, self._takes_weight, self._takes_time):
             plan = None
-            if is_graph and fixed and not takes_time and type(layer) in plans:
-                plan = plans[type(layer)](layer, edge_index, edge_weight if takes_weight else None,
-                                          num_nodes, dtype, device)
+            if is_graph and fixed and not takes_time and self.precompute:
+                weight = edge_weight if takes_weight else None
+                if type(layer) in plans:
+                    plan = plans[type(layer)](layer, edge_index, weight, num_nodes, dtype, device)
+                elif hasattr(layer, "graph_plan"):  # a layer that precomputes for itself
+                    plan = layer.graph_plan(edge_index, weight, num_nodes, dtype, device)
             if plan is None and is_graph:
                 plan = self._generic(layer, edge_index, edge_weight if takes_weight else None,
                                      takes_time)

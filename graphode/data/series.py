@@ -1,0 +1,118 @@
+"""From a long graph signal to forecasting examples: chronological splits, a scaler fitted on
+the training part only, sliding windows, and irregular sampling by dropped observations."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["StandardScaler", "chronological_split", "sliding_windows", "drop_observations",
+           "Windows"]
+
+
+class StandardScaler:
+    """Z-score scaling with one mean and std for the whole signal, fitted on training data.
+
+    Zeros are missing values in traffic data: ``fit`` ignores them (``missing=0.0``); pass
+    ``missing=None`` to use every value.
+    """
+
+    def __init__(self, missing: Optional[float] = 0.0):
+        self.missing = missing
+        self.mean: Optional[float] = None
+        self.std: Optional[float] = None
+
+    def fit(self, x: Tensor) -> "StandardScaler":
+        values = x if self.missing is None else x[x != self.missing]
+        if values.numel() == 0:
+            raise ValueError("StandardScaler.fit got no observed values (all missing): fit it on "
+                             "a training part that holds data")
+        self.mean = float(values.double().mean())
+        std = float(values.double().std()) if values.numel() > 1 else 0.0
+        self.std = std if std > 0 else 1.0
+        return self
+
+    def _check(self) -> Tuple[float, float]:
+        if self.mean is None or self.std is None:
+            raise RuntimeError("StandardScaler is not fitted: call fit(train_part) first")
+        return self.mean, self.std
+
+    def transform(self, x: Tensor) -> Tensor:
+        mean, std = self._check()
+        return (x - mean) / std
+
+    def inverse_transform(self, x: Tensor) -> Tensor:
+        mean, std = self._check()
+        return x * std + mean
+
+    def __repr__(self) -> str:
+        return f"StandardScaler(mean={self.mean}, std={self.std})"
+
+
+def chronological_split(num_steps: int, ratios: Sequence[float] = (0.7, 0.1, 0.2)
+                        ) -> Tuple[slice, ...]:
+    """Split ``range(num_steps)`` into consecutive train / val / test slices by ``ratios``."""
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        raise ValueError(f"ratios must be three non-negative fractions that sum to 1, got "
+                         f"{tuple(ratios)}")
+    a = round(num_steps * ratios[0])
+    b = a + round(num_steps * ratios[1])
+    return slice(0, a), slice(a, b), slice(b, num_steps)
+
+
+def sliding_windows(signal: Tensor, history: int, horizon: int) -> Tuple[Tensor, Tensor]:
+    """All windows of ``history`` inputs followed by ``horizon`` targets.
+
+    Args:
+        signal: ``(T, N)`` or ``(T, N, F)``.
+
+    Returns:
+        ``x`` of shape ``(S, history, N, ...)`` and ``y`` of shape ``(S, horizon, N, ...)`` with
+        ``S = T - history - horizon + 1`` (views, no copy).
+    """
+    if history < 1 or horizon < 1:
+        raise ValueError(f"history and horizon must be >= 1, got {history} and {horizon}")
+    total = history + horizon
+    if signal.size(0) < total:
+        raise ValueError(f"a series of {signal.size(0)} steps is too short for windows of "
+                         f"history {history} + horizon {horizon}: use a shorter window or a "
+                         f"larger split")
+    win = signal.unfold(0, total, 1)  # (S, N, ..., total)
+    win = win.movedim(-1, 1)  # (S, total, N, ...)
+    return win[:, :history], win[:, history:]
+
+
+def drop_observations(num_windows: int, history: int, p: float,
+                      generator: Optional[torch.Generator] = None) -> Tensor:
+    """Irregular sampling: a ``(num_windows, history)`` mask that drops each observation (a
+    whole snapshot of the graph) with probability ``p``. Each window keeps at least one
+    observation: where every one was dropped, one is restored at random."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"the drop probability must lie in [0, 1), got {p}")
+    keep = torch.rand(num_windows, history, generator=generator) >= p
+    empty = ~keep.any(1)
+    if empty.any():
+        pick = torch.randint(history, (int(empty.sum()),), generator=generator)
+        keep[empty.nonzero().squeeze(1), pick] = True
+    return keep
+
+
+@dataclass
+class Windows:
+    """Forecasting examples of one split: inputs, targets and observation mask."""
+
+    x: Tensor  # (S, H, N) scaled inputs
+    y: Tensor  # (S, P, N) targets in original units (zeros = missing)
+    mask: Tensor  # (S, H) observed steps
+
+    def __len__(self) -> int:
+        return self.x.size(0)
+
+    def batches(self, batch_size: int, shuffle: bool = False,
+                generator: Optional[torch.Generator] = None):
+        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        for i in range(0, len(self), batch_size):
+            idx = order[i:i + batch_size]
+            yield self.x[idx], self.y[idx], self.mask[idx]

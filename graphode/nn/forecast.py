@@ -1,0 +1,107 @@
+"""Discrete forecasting baselines with the GDEGRU's interface: a recurrent encoder with a
+linear multi-horizon head (a plain GRU, or T-GCN's graph GRU), and the historical average."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import torch
+from torch import Tensor
+from torch.nn import GRUCell, Linear, Module
+
+from .gcgru import GCGRUCell, gcn_operator
+from .gde_gru import _check_sequence, batch_graph
+
+__all__ = ["RecurrentForecaster", "HistoricalAverage"]
+
+
+def _horizon_steps(times: Tensor, query_times: Tensor, horizon: int) -> List[int]:
+    """Which of the trained horizons ``1..horizon`` (in units of the sampling step) each
+    query time is; discrete models can forecast nothing else."""
+    unit = float(times[1] - times[0]) if times.numel() > 1 else 1.0
+    steps = []
+    for q in torch.as_tensor(query_times).reshape(-1).tolist():
+        k = (q - float(times[-1])) / unit
+        if abs(k - round(k)) > 1e-6 or not 1 <= round(k) <= horizon:
+            raise ValueError(
+                f"a discrete forecaster predicts only its trained horizons, the last observation "
+                f"time plus 1..{horizon} steps of {unit:g}; query time {q:g} is not one of them. "
+                f"Use GDEGRU for arbitrary forecast times")
+        steps.append(round(k) - 1)
+    return steps
+
+
+class RecurrentForecaster(Module):
+    r"""Encode the observed history with a recurrent cell, then read ``horizon`` forecasts off
+    the last hidden state with a linear head (the T-GCN recipe).
+
+    Args:
+        in_channels: input features per node and observation.
+        hidden_channels: hidden state size per node.
+        horizon: number of forecast steps the head predicts.
+        out_channels: forecast features per node.
+        graph: use a :class:`GCGRUCell` (T-GCN); ``False`` gives a plain GRU shared by all
+            nodes, blind to the graph.
+        time_gaps: append the time since the previous observation as an input channel, so that
+            the model can tell irregular gaps apart (a GRU-:math:`\Delta t`).
+
+    Shapes:
+        - **input:** observations :math:`(B, T, |\mathcal{V}|, F_{in})` at ``times``
+          :math:`(T)`, optional mask :math:`(B, T)`, ``query_times`` :math:`(Q)` among the
+          trained horizons, edge indices :math:`(2, |\mathcal{E}|)`, optional edge weights
+        - **output:** forecasts :math:`(B, Q, |\mathcal{V}|, F_{out})`
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, horizon: int,
+                 out_channels: int = 1, graph: bool = True, time_gaps: bool = False):
+        super().__init__()
+        self.in_channels, self.hidden_channels = in_channels, hidden_channels
+        self.horizon, self.out_channels = horizon, out_channels
+        self.graph, self.time_gaps = graph, time_gaps
+        cell_in = in_channels + int(time_gaps)
+        self.cell = GCGRUCell(cell_in, hidden_channels) if graph else GRUCell(cell_in, hidden_channels)
+        self.head = Linear(hidden_channels, horizon * out_channels)
+
+    def reset_parameters(self) -> None:
+        self.cell.reset_parameters()
+        self.head.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
+                mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None) -> Tensor:
+        _check_sequence(x, times, mask)
+        batch, steps, n, _ = x.shape
+        which = _horizon_steps(times, query_times, self.horizon)
+        op = None
+        if self.graph:
+            ei, ew = batch_graph(edge_index, edge_weight, n, batch)
+            op = gcn_operator(ei, ew, batch * n, x.dtype, x.device)
+        h = x.new_zeros(batch * n, self.hidden_channels)
+        times = times.to(x.dtype)
+        last = times[0].expand(batch).clone()  # time of each sample's previous observation
+        for k in range(steps):
+            inp = x[:, k].reshape(batch * n, -1)
+            seen = torch.ones(batch, dtype=torch.bool, device=x.device) if mask is None else mask[:, k]
+            if self.time_gaps:
+                gap = (times[k] - last).repeat_interleave(n).unsqueeze(-1)
+                inp = torch.cat([inp, gap], -1)
+                last = torch.where(seen, times[k].expand(batch), last)
+            updated = self.cell(inp, h, op) if self.graph else self.cell(inp, h)
+            h = torch.where(seen.repeat_interleave(n).unsqueeze(-1), updated, h)
+        out = self.head(h).view(batch, n, self.horizon, self.out_channels)
+        return out[:, :, which].transpose(1, 2)
+
+    def __repr__(self) -> str:
+        kind = "GCGRU" if self.graph else "GRU"
+        return f"{type(self).__name__}({kind}, {self.hidden_channels}, horizon={self.horizon})"
+
+
+class HistoricalAverage(Module):
+    """Forecast every query time with the mean of each node's observed history (T-GCN's HA)."""
+
+    def forward(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
+                mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None) -> Tensor:
+        _check_sequence(x, times, mask)
+        w = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device) if mask is None else mask.to(x.dtype)
+        w = w[:, :, None, None]
+        mean = (x * w).sum(1) / w.sum(1).clamp(min=1)
+        q = torch.as_tensor(query_times).numel()
+        return mean.unsqueeze(1).expand(-1, q, -1, -1)

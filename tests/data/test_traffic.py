@@ -1,0 +1,204 @@
+"""Spatio-temporal readers on tiny files in each format, windows, scaler, splits and masks."""
+import json
+import pickle
+import shutil
+import stat
+
+import numpy as np
+import pytest
+import torch
+
+from graphode.data import (SeriesFormatError, StandardScaler, candidate_roots, chronological_split,
+                           drop_observations, load_series, read_dcrnn, read_pems,
+                           read_pyg_temporal, read_tgcn_csv, sliding_windows)
+
+SPEED = np.array([[60.0, 55.0, 0.0], [61.0, 54.0, 40.0], [62.5, 53.0, 41.0], [63.0, 52.0, 42.0]])
+ADJ = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 1.0], [0.0, 1.0, 1.0]])
+
+
+def write_tgcn(folder, speed=SPEED, adj=ADJ, ids=("101", "102", "103")):
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [",".join(ids)] + [",".join(f"{v:g}" for v in r) for r in speed]
+    (folder / "los_speed.csv").write_text("\n".join(rows) + "\n")
+    (folder / "los_adj.csv").write_text("\n".join(",".join(f"{v:g}" for v in r) for r in adj))
+    return folder / "los_speed.csv", folder / "los_adj.csv"
+
+
+def test_tgcn_csv(tmp_path):
+    s = read_tgcn_csv(*write_tgcn(tmp_path), name="tiny")
+    assert s.signal.shape == (4, 3) and s.signal.dtype == torch.float32
+    assert torch.equal(s.signal, torch.tensor(SPEED, dtype=torch.float32))
+    assert s.node_ids == ["101", "102", "103"] and s.interval == 5.0
+    # Self loops dropped, both directions kept, weights from the matrix.
+    edges = {(int(a), int(b)): float(w) for (a, b), w in zip(s.edge_index.T, s.edge_weight)}
+    assert edges == {(0, 1): 0.5, (1, 0): 0.5, (1, 2): 1.0, (2, 1): 1.0}
+    assert "3 nodes" in repr(s)
+
+
+@pytest.mark.parametrize("speed, adj, message", [
+    ("a,b\n1,2\n3\n", "1,0\n0,1", "line 3 has 1 cells"),
+    ("a,b\n1,x\n", "1,0\n0,1", "non-numeric cell 'x'"),
+    ("a,b\n1,nan\n", "1,0\n0,1", "NaN/inf"),
+    ("a,b\n1,2\n", "1,0,0\n0,1,0\n0,0,1", "adjacency has 3 nodes but the series has 2"),
+    ("a,b\n1,2\n", "1,0\n0,1,1", "line 2 has 3 cells"),
+    ("a,a\n1,2\n", "1,0\n0,1", "repeats sensor ids"),
+    ("a,b\n", "1,0\n0,1", "no data rows"),
+    ("a,b\n1,2\n", "1,-1\n-1,1", "negative"),
+])
+def test_tgcn_csv_errors(tmp_path, speed, adj, message):
+    (tmp_path / "s.csv").write_text(speed)
+    (tmp_path / "a.csv").write_text(adj)
+    with pytest.raises(SeriesFormatError, match=message):
+        read_tgcn_csv(tmp_path / "s.csv", tmp_path / "a.csv")
+
+
+def test_empty_and_missing_files(tmp_path):
+    (tmp_path / "s.csv").write_text("")
+    (tmp_path / "a.csv").write_text("1")
+    with pytest.raises(SeriesFormatError, match=r"s\.csv: the file is empty"):
+        read_tgcn_csv(tmp_path / "s.csv", tmp_path / "a.csv")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_tgcn_csv(tmp_path / "nope.csv", tmp_path / "a.csv")
+
+
+def test_dcrnn(tmp_path):
+    pd = pytest.importorskip("pandas", reason="the DCRNN reader needs pandas")
+    pytest.importorskip("tables", reason="pandas HDF5 needs PyTables")
+    index = pd.date_range("2012-03-01", periods=4, freq="5min")
+    # Columns in another order than the adjacency: the reader reorders them.
+    df = pd.DataFrame(SPEED[:, [2, 0, 1]], index=index, columns=[773, 771, 772])
+    df.to_hdf(tmp_path / "metr-la.h5", key="df")
+    ids = ["771", "772", "773"]
+    with open(tmp_path / "adj_mx.pkl", "wb") as f:
+        pickle.dump((ids, {k: i for i, k in enumerate(ids)}, ADJ.astype(np.float32)), f, protocol=2)
+    s = read_dcrnn(tmp_path / "metr-la.h5", tmp_path / "adj_mx.pkl")
+    assert torch.equal(s.signal, torch.tensor(SPEED, dtype=torch.float32))
+    assert s.node_ids == ids and s.interval == pytest.approx(5.0)
+    assert s.edge_index.size(1) == 4
+    with open(tmp_path / "bad.pkl", "wb") as f:
+        pickle.dump((["1", "2", "9"], {}, ADJ), f)
+    with pytest.raises(SeriesFormatError, match="do not match the 3 sensors"):
+        read_dcrnn(tmp_path / "metr-la.h5", tmp_path / "bad.pkl")
+    (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(SeriesFormatError, match="not a readable pickle"):
+        read_dcrnn(tmp_path / "metr-la.h5", tmp_path / "junk.pkl")
+
+
+def test_pems(tmp_path):
+    data = np.stack([SPEED, SPEED * 2], -1)  # (T, N, F)
+    np.savez(tmp_path / "pems04.npz", data=data)
+    (tmp_path / "distance.csv").write_text("from,to,cost\n0,1,100.0\n1,2,300.0\n")
+    s = read_pems(tmp_path / "pems04.npz", tmp_path / "distance.csv", channel=1)
+    assert torch.equal(s.signal, torch.tensor(SPEED * 2, dtype=torch.float32))
+    assert s.edge_index.size(1) == 4  # undirected
+    sigma = np.std([100.0, 300.0])
+    w = {(int(a), int(b)): float(x) for (a, b), x in zip(s.edge_index.T, s.edge_weight)}
+    assert w[(1, 0)] == pytest.approx(np.exp(-(100 / sigma) ** 2), rel=1e-6)
+    (tmp_path / "d2.csv").write_text("from,to,cost\n0,7,1.0\n")
+    with pytest.raises(SeriesFormatError, match="integer node ids in 0..2"):
+        read_pems(tmp_path / "pems04.npz", tmp_path / "d2.csv")
+    np.savez(tmp_path / "wrong.npz", flow=data)
+    with pytest.raises(SeriesFormatError, match="an array named 'data'"):
+        read_pems(tmp_path / "wrong.npz", tmp_path / "distance.csv")
+
+
+def test_pyg_temporal_formats(tmp_path):
+    static = {"edges": [[0, 1], [1, 2], [2, 2]], "weights": [1.0, 0.5, 1.0],
+              "FX": SPEED.tolist()}
+    (tmp_path / "static.json").write_text(json.dumps(static))
+    s = read_pyg_temporal(tmp_path / "static.json")
+    assert s.signal.shape == (4, 3) and s.edge_index.tolist() == [[0, 1], [1, 2]]
+    assert s.edge_weight.tolist() == [1.0, 0.5]
+    dynamic = {"time_periods": 2, "y": SPEED.tolist(),
+               "edge_mapping": {"edge_index": {"0": [[0, 1]], "1": [[0, 1], [1, 2]]},
+                                "edge_weight": {"0": [2.0], "1": [4.0, 1.0]}}}
+    (tmp_path / "dynamic.json").write_text(json.dumps(dynamic))
+    s = read_pyg_temporal(tmp_path / "dynamic.json")
+    assert s.edge_weight.tolist() == [3.0, 0.5]  # mean over the two snapshots
+    node_link = {"directed": True, "nodes": [{"id": 10, "y": [1, 2]}, {"id": 20, "y": [3, 4]}],
+                 "links": [{"source": 10, "target": 20, "weight": 2.0}]}
+    (tmp_path / "nl.json").write_text(json.dumps(node_link))
+    s = read_pyg_temporal(tmp_path / "nl.json")
+    assert s.signal.tolist() == [[1, 3], [2, 4]] and s.edge_index.tolist() == [[0], [1]]
+    (tmp_path / "bad.json").write_text('{"edges": [[0, 5]], "X": [[1, 2]]}')
+    with pytest.raises(SeriesFormatError, match="outside 0..1"):
+        read_pyg_temporal(tmp_path / "bad.json")
+    (tmp_path / "trunc.json").write_text('{"edges": [[0, 1]], "X": [[1, 2')
+    with pytest.raises(SeriesFormatError, match="not valid JSON"):
+        read_pyg_temporal(tmp_path / "trunc.json")
+
+
+def test_load_series_from_read_only_root_and_errors(tmp_path):
+    write_tgcn(tmp_path / "traffic" / "Los-loop")
+    for p in sorted(tmp_path.rglob("*"), reverse=True):
+        p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        s = load_series("los-loop", root=str(tmp_path))
+        assert s.name == "Los-loop" and s.signal.shape == (4, 3)
+    finally:
+        for p in tmp_path.rglob("*"):
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
+    with pytest.raises(ValueError, match="unknown dataset 'nope'"):
+        load_series("nope")
+
+
+def test_missing_dataset_lists_places(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHODE_DATA", str(tmp_path / "env"))
+    monkeypatch.setattr("graphode.data.traffic._download", lambda *a, **k: False)
+    with pytest.raises(FileNotFoundError, match="METR-LA .*Searched: .*env.*--root DIR"):
+        load_series("METR-LA", root=str(tmp_path / "cli"))
+
+
+SHARED_LOS = next((b for b in candidate_roots() if (b / "traffic/Los-loop/los_speed.csv").is_file()),
+                  None)
+
+
+@pytest.mark.skipif(SHARED_LOS is None, reason="no data root holds traffic/Los-loop (set "
+                    "GRAPHODE_DATA to the shared datasets folder)")
+def test_los_loop_real():
+    s = load_series("Los-loop")
+    assert s.signal.shape == (2016, 207) and s.edge_index.size(1) == 2833 - 207
+    assert float(s.signal.min()) >= 0 and abs(float(s.signal.mean()) - 58.89) < 0.01
+
+
+# --------------------------------------------------------------------------- series tools
+def test_windows_shapes_and_content():
+    signal = torch.arange(20.0).view(10, 2)
+    x, y = sliding_windows(signal, history=3, horizon=2)
+    assert x.shape == (6, 3, 2) and y.shape == (6, 2, 2)
+    assert torch.equal(x[1], signal[1:4]) and torch.equal(y[1], signal[4:6])
+    x, y = sliding_windows(signal.unsqueeze(-1), 3, 2)
+    assert x.shape == (6, 3, 2, 1)
+    with pytest.raises(ValueError, match="too short"):
+        sliding_windows(signal, 8, 3)
+
+
+def test_scaler_uses_training_part_only():
+    signal = torch.rand(100, 4) + 1
+    train, val, test = chronological_split(100, (0.6, 0.2, 0.2))
+    assert (train, val, test) == (slice(0, 60), slice(60, 80), slice(80, 100))
+    a = StandardScaler().fit(signal[train])
+    changed = signal.clone()
+    changed[test] = 1000.0
+    b = StandardScaler().fit(changed[train])
+    assert (a.mean, a.std) == (b.mean, b.std)
+    x = signal[:5]
+    assert torch.allclose(a.inverse_transform(a.transform(x)), x)
+    # Missing values (zeros) do not enter the statistics.
+    with_zeros = torch.cat([signal[train], torch.zeros(10, 4)])
+    c = StandardScaler().fit(with_zeros)
+    assert c.mean == pytest.approx(a.mean)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        StandardScaler().transform(x)
+    with pytest.raises(ValueError, match="sum to 1"):
+        chronological_split(10, (0.5, 0.2, 0.2))
+
+
+def test_drop_observations():
+    g = torch.Generator().manual_seed(0)
+    keep = drop_observations(2000, 12, 0.7, g)
+    assert keep.shape == (2000, 12) and keep.any(1).all()
+    assert abs(keep.float().mean().item() - 0.3) < 0.02
+    assert drop_observations(3, 4, 0.0).all()
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        drop_observations(3, 4, 1.0)

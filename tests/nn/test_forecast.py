@@ -1,0 +1,149 @@
+"""GCGRUCell, GDEGRU and the discrete forecasting baselines."""
+import pytest
+import torch
+from torch_geometric.nn import GCNConv
+
+from graphode import solve
+from graphode.nn import (GCGRUCell, GDEGRU, HistoricalAverage, RecurrentForecaster, batch_graph,
+                         gcn_operator)
+
+EDGES = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
+
+
+def test_gcgru_cell_matches_its_equations():
+    torch.manual_seed(0)
+    cell = GCGRUCell(2, 3).double()
+    x, h = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    a_hat = torch.zeros(4, 4, dtype=torch.float64)
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+    ei, w = gcn_norm(EDGES, None, 4, dtype=torch.float64)
+    a_hat[ei[1], ei[0]] = w
+    r, u = torch.sigmoid(cell.gates(a_hat @ torch.cat([x, h], -1))).chunk(2, -1)
+    c = torch.tanh(cell.candidate(a_hat @ torch.cat([x, r * h], -1)))
+    expected = u * h + (1 - u) * c
+    assert torch.allclose(cell(x, h, EDGES), expected)
+    op = gcn_operator(EDGES, None, 4, torch.float64)
+    assert torch.allclose(cell(x, h, op), expected)
+    assert cell(x, None, EDGES).shape == (4, 3)
+    assert str(cell) == "GCGRUCell(2, 3)"
+    with pytest.raises(ValueError, match=r"x must have shape \(num_nodes, 2\)"):
+        cell(torch.randn(4, 5), h, EDGES)
+
+
+def test_batch_graph():
+    ei, ew = batch_graph(EDGES, torch.ones(6), 4, 3)
+    assert ei.shape == (2, 18) and ew.shape == (18,)
+    assert torch.equal(ei[:, 6:12], EDGES + 4)
+
+
+def gde_gru(**kw):
+    torch.manual_seed(0)
+    return GDEGRU(1, 8, 1, **kw).double()
+
+
+def test_gde_gru_shapes_and_stats():
+    model = gde_gru()
+    x = torch.randn(2, 5, 4, 1, dtype=torch.float64)
+    out = model(x, EDGES, torch.arange(5.0), torch.tensor([5.0, 6.0, 7.0]))
+    assert out.shape == (2, 3, 4, 1)
+    assert model.stats.nfe == (4 + 3) * 4  # rk4, step 1: 4 gaps, then 3 steps ahead
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert "GDEGRU(1, 8, 1" in str(model)
+
+
+def test_gde_gru_flows_over_the_true_gaps():
+    """Uneven time stamps: the state between observations is the ODE flow over the real gap."""
+    model = gde_gru(method="dopri5", step_size=None, rtol=1e-10, atol=1e-12)
+    x = torch.randn(1, 3, 4, 1, dtype=torch.float64)
+    times = torch.tensor([0.0, 0.3, 2.0])
+    out = model(x, EDGES, times, torch.tensor([2.5]))
+    # By hand: update, flow 0 -> 0.3, update, flow 0.3 -> 2.0, update, flow 2.0 -> 2.5, decode.
+    field = model.field.bind(EDGES, None, 4, torch.float64, torch.device("cpu"))
+    flow = lambda h, a, b: solve(field, h, [a, b], rtol=1e-10, atol=1e-12).ys[-1]
+    h = model.cell(x[0, 0], None, EDGES)
+    h = model.cell(x[0, 1], flow(h, 0.0, 0.3), EDGES)
+    h = model.cell(x[0, 2], flow(h, 0.3, 2.0), EDGES)
+    expected = model.decoder(flow(h, 2.0, 2.5))
+    assert torch.allclose(out[0, 0], expected, atol=1e-8)
+
+
+def test_gde_gru_answers_horizons_not_seen_in_training():
+    model = gde_gru(method="dopri5", step_size=None, rtol=1e-9, atol=1e-11)
+    x = torch.randn(2, 4, 4, 1, dtype=torch.float64)
+    times = torch.arange(4.0)
+    # Trained (say) on 1..2 steps ahead; asked for 1.5 and 20 steps ahead, out of order.
+    out = model(x, EDGES, times, torch.tensor([23.0, 4.5]))
+    assert out.shape == (2, 2, 4, 1) and torch.isfinite(out).all()
+    one = model(x, EDGES, times, torch.tensor([4.5]))
+    assert torch.allclose(out[:, 1], one[:, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="at or after the last observation"):
+        model(x, EDGES, times, torch.tensor([2.0]))
+
+
+def test_masked_steps_are_skipped():
+    """A sample whose step is masked keeps flowing instead of updating: dropping an observation
+    equals never having had it, and the other samples in the batch are unaffected."""
+    model = gde_gru()
+    x = torch.randn(2, 4, 4, 1, dtype=torch.float64)
+    mask = torch.tensor([[True, False, True, True], [True, True, True, True]])
+    times, q = torch.arange(4.0), torch.tensor([4.0])
+    out = model(x, EDGES, times, q, mask)
+    alone = model(x[1:], EDGES, times, q)
+    assert torch.allclose(out[1], alone[0])
+    changed = x.clone()
+    changed[0, 1] = 100.0  # the dropped observation does not matter
+    assert torch.allclose(model(changed, EDGES, times, q, mask)[0], out[0])
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_recurrent_forecaster(graph):
+    torch.manual_seed(0)
+    model = RecurrentForecaster(1, 8, horizon=3, graph=graph, time_gaps=True)
+    x = torch.randn(2, 5, 4, 1)
+    times = torch.arange(5.0)
+    out = model(x, EDGES, times, torch.tensor([5.0, 6.0, 7.0]))
+    assert out.shape == (2, 3, 4, 1)
+    assert torch.allclose(model(x, EDGES, times, torch.tensor([7.0]))[:, 0], out[:, 2])
+    with pytest.raises(ValueError, match="only its trained horizons.*Use GDEGRU"):
+        model(x, EDGES, times, torch.tensor([5.5]))
+    mask = torch.tensor([[True, False, True, True, True]] * 2)
+    changed = x.clone()
+    changed[:, 1] = 50.0
+    assert torch.allclose(model(changed, EDGES, times, torch.tensor([5.0]), mask),
+                          model(x, EDGES, times, torch.tensor([5.0]), mask))
+
+
+def test_historical_average():
+    x = torch.tensor([1.0, 2.0, 6.0]).view(1, 3, 1, 1).expand(2, 3, 2, 1)
+    mask = torch.tensor([[True, True, True], [True, False, True]])
+    out = HistoricalAverage()(x, EDGES, torch.arange(3.0), torch.tensor([3.0, 4.0]), mask)
+    assert out.shape == (2, 2, 2, 1)
+    assert out[0, 0, 0, 0] == 3.0 and out[1, 1, 1, 0] == 3.5
+
+
+def test_input_checks():
+    model = gde_gru()
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, time, num_nodes"):
+        model(torch.randn(5, 4, 1), EDGES, torch.arange(5.0), torch.tensor([5.0]))
+    x = torch.randn(1, 3, 4, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        model(x, EDGES, torch.tensor([0.0, 2.0, 1.0]), torch.tensor([5.0]))
+    with pytest.raises(ValueError, match="one time per observation step"):
+        model(x, EDGES, torch.arange(4.0), torch.tensor([5.0]))
+    with pytest.raises(ValueError, match=r"mask must have shape \(batch, time\)"):
+        model(x, EDGES, torch.arange(3.0), torch.tensor([5.0]), torch.ones(1, 2, dtype=torch.bool))
+
+
+def test_graph_gru_ode_field():
+    from graphode.nn import GDEConv, GraphGRUODE
+    torch.manual_seed(0)
+    layer = GraphGRUODE(3).double()
+    x = torch.rand(4, 3, dtype=torch.float64) * 2 - 1
+    plan = layer.graph_plan(EDGES, None, 4, torch.float64, torch.device("cpu"))
+    assert torch.allclose(plan(x), layer(x, EDGES))
+    assert str(layer) == "GraphGRUODE(3)"
+    # A long flow stays inside [-1, 1] (the field points inward on the box's faces).
+    gde = GDEConv(layer, t_span=(0.0, 50.0), method="dopri5", gradient="autograd")
+    out = gde(x, EDGES)
+    assert out.abs().max() <= 1.0 and torch.isfinite(out).all()
