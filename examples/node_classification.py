@@ -37,8 +37,8 @@ DEFAULTS = {
     "gcde": dict(hidden=64, dropout=0.5, field_dropout=0.5, lr=0.01, weight_decay=5e-4,
                  epochs=300, patience=100, method="rk4", step_size=0.5, t_end=1.0,
                  gradient="autograd", decoder="linear"),
-    "cgnn": dict(hidden=64, dropout=0.6, field_dropout=0.0, lr=0.01, weight_decay=5e-4,
-                 epochs=300, patience=100, method="rk4", step_size=0.5, t_end=2.0,
+    "cgnn": dict(hidden=64, dropout=0.5, alpha=0.1, lr=0.01, weight_decay=5e-3,
+                 epochs=300, patience=100, method="rk4", step_size=1.0, t_end=10.0,
                  gradient="adjoint"),
 }
 
@@ -82,21 +82,28 @@ class GCDE(nn.Module):
 
 
 class CGNN(nn.Module):
-    """Diffusion with a source: dH/dt = (A_hat H W - H) + H0, linear encoder and decoder."""
+    """Diffusion with a source, in the spirit of CGNN: an MLP encodes each node into class
+    scores X0, which then flow by dX/dt = (1 - alpha) A_hat X - X + X0 (LinearDiffusion with
+    damping alpha, no weights). The flow tends to personalised PageRank of X0, the continuous
+    analogue of APPNP. Weight decay acts on the first layer only, as in GCN and APPNP."""
 
-    def __init__(self, in_channels, hidden, classes, dropout, solver, **_):
+    def __init__(self, in_channels, hidden, classes, dropout, solver, alpha, **_):
         super().__init__()
         self.dropout = dropout
-        self.encoder = nn.Linear(in_channels, hidden)
-        self.gde = GDEConv(LinearDiffusion(hidden), control="add", **solver)
-        self.decoder = nn.Linear(hidden, classes)
+        self.lin1, self.lin2 = nn.Linear(in_channels, hidden), nn.Linear(hidden, classes)
+        self.gde = GDEConv(LinearDiffusion(classes, weight=False, alpha=alpha), control="add",
+                           **solver)
         self.gdes = [self.gde]
+
+    def param_groups(self, weight_decay):
+        rest = [p for n, p in self.named_parameters() if not n.startswith("lin1.")]
+        return [dict(params=self.lin1.parameters(), weight_decay=weight_decay),
+                dict(params=rest, weight_decay=0.0)]
 
     def forward(self, x, edge_index):
         x = F.dropout(x, self.dropout, self.training)
-        h = self.encoder(x)
-        h = self.gde(h, edge_index)
-        return self.decoder(F.dropout(h, self.dropout, self.training))
+        h = F.dropout(F.relu(self.lin1(x)), self.dropout, self.training)
+        return self.gde(self.lin2(h), edge_index)
 
 
 MODELS = {"gcn": GCN, "gcde": GCDE, "cgnn": CGNN}
@@ -117,6 +124,7 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float)
     p.add_argument("--field-dropout", type=float, help="dropout inside the GCDE vector field")
     p.add_argument("--decoder", choices=["linear", "gcn"], help="GCDE output layer")
+    p.add_argument("--alpha", type=float, help="cgnn damping (teleport probability)")
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--epochs", type=int)
@@ -175,8 +183,10 @@ def run(args, data, num_classes, seed):
                   step_size=args.step_size, gradient=args.gradient)
     model = MODELS[args.model](data.num_features, args.hidden, num_classes, dropout=args.dropout,
                                field_dropout=args.field_dropout, solver=solver,
-                               decoder=args.decoder).to(args.device)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+                               decoder=args.decoder, alpha=args.alpha).to(args.device)
+    groups = model.param_groups(args.weight_decay) if hasattr(model, "param_groups") else \
+        [dict(params=model.parameters(), weight_decay=args.weight_decay)]
+    opt = torch.optim.Adam(groups, lr=args.lr)
     best = dict(val=-1.0, test=0.0, epoch=0)
     curves = dict(loss=[], train=[], val=[], test=[])
     nfe_f = nfe_b = 0

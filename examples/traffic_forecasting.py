@@ -88,14 +88,30 @@ def build(args, horizon):
                                time_gaps=args.drop_prob > 0)
 
 
+def last_observed(x, mask):
+    """Each window's most recent observed snapshot, ``(B, 1, N)``."""
+    steps = torch.arange(mask.size(1), device=mask.device)
+    last = torch.where(mask, steps, -1).max(1).values
+    return x[torch.arange(x.size(0), device=x.device), last].transpose(1, 2)
+
+
+def forecast(model, graph, times, query, x, mask, scaler):
+    """Forecasts in original units. Learned models predict the change from the last observed
+    snapshot (a skip connection for every model alike): traffic speeds persist, and learning
+    the change is far easier than learning the level from scratch."""
+    pred = model(x, graph.edge_index, times, query, mask, graph.edge_weight).squeeze(-1)
+    if not isinstance(model, HistoricalAverage):
+        pred = pred + last_observed(x, mask)
+    return scaler.inverse_transform(pred)
+
+
 def predict(model, windows, graph, times, query, scaler, batch_size, device):
     model.eval()
     out = []
     with torch.no_grad():
         for x, _, mask in windows.batches(batch_size):
-            pred = model(x.to(device), graph.edge_index, times, query, mask.to(device),
-                         graph.edge_weight)
-            out.append(scaler.inverse_transform(pred.squeeze(-1)).cpu())
+            out.append(forecast(model, graph, times, query, x.to(device), mask.to(device),
+                                scaler).cpu())
     return torch.cat(out)
 
 
@@ -121,9 +137,8 @@ def run(args, series, scaler, splits, seed):
             model.train()
             for x, y, mask in splits["train"].batches(args.batch_size, shuffle=True, generator=gen):
                 opt.zero_grad()
-                pred = model(x.to(device), series.edge_index, times, query, mask.to(device),
-                             series.edge_weight)
-                loss = masked_mae(scaler.inverse_transform(pred.squeeze(-1)), y.to(device))
+                pred = forecast(model, series, times, query, x.to(device), mask.to(device), scaler)
+                loss = masked_mae(pred, y.to(device))
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 5.0)
                 opt.step()

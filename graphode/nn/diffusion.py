@@ -15,17 +15,22 @@ class LinearDiffusion(MessagePassing):
     r"""Linear diffusion on the normalised adjacency with self loops,
 
     .. math::
-        f(\mathbf{X}) = \hat{\mathbf{A}} \mathbf{X} \mathbf{W} - \mathbf{X},
+        f(\mathbf{X}) = (1 - \alpha) \hat{\mathbf{A}} \mathbf{X} \mathbf{W} - \mathbf{X},
         \qquad \hat{\mathbf{A}} = \mathbf{D}^{-1/2} (\mathbf{A} + \mathbf{I}) \mathbf{D}^{-1/2},
 
     the continuous analogue of stacked GCN propagation (GRAND-l, Chamberlain et al., 2021;
     with a source term ``GDEConv(..., control="add")`` it is CGNN's
     :math:`\dot{\mathbf{X}} = (\hat{\mathbf{A}} - \mathbf{I})\mathbf{X} + \mathbf{X}_0`,
-    Xhonneux et al., 2020). ``W`` starts at the identity.
+    Xhonneux et al., 2020). ``W`` starts at the identity. A damping ``alpha > 0`` makes the
+    flow contract; with the source term its fixed point is
+    :math:`(\mathbf{I} - (1 - \alpha)\hat{\mathbf{A}})^{-1} \mathbf{X}_0`, personalised
+    PageRank up to the factor :math:`1/\alpha`: the continuous analogue of APPNP's propagation
+    (Gasteiger et al., 2019).
 
     Args:
         channels: feature channels (input = output).
         weight: learn the channel mixing ``W``; without it ``W = I``.
+        alpha: damping (teleport probability) in ``[0, 1)``.
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, C)`, edge indices
@@ -33,9 +38,12 @@ class LinearDiffusion(MessagePassing):
         - **output:** node features :math:`(|\mathcal{V}|, C)`
     """
 
-    def __init__(self, channels: int, weight: bool = True):
+    def __init__(self, channels: int, weight: bool = True, alpha: float = 0.0):
         super().__init__(aggr="add")
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"alpha must lie in [0, 1), got {alpha}")
         self.in_channels = self.out_channels = channels
+        self.alpha = float(alpha)
         self.weight = torch.nn.Parameter(torch.empty(channels, channels)) if weight else None
         self.reset_parameters()
 
@@ -45,7 +53,9 @@ class LinearDiffusion(MessagePassing):
             torch.nn.init.eye_(self.weight)
 
     def mix(self, x: Tensor) -> Tensor:
-        return x if self.weight is None else x @ self.weight
+        """``(1 - alpha) X W``: everything but the propagation."""
+        x = x if self.weight is None else x @ self.weight
+        return x if self.alpha == 0.0 else x * (1.0 - self.alpha)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:
         edge_index, edge_weight = gcn_norm(edge_index, edge_weight, x.size(0), dtype=x.dtype)
@@ -55,4 +65,5 @@ class LinearDiffusion(MessagePassing):
         return edge_weight.view(-1, 1) * x_j
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.in_channels}, weight={self.weight is not None})"
+        alpha = f", alpha={self.alpha:g}" if self.alpha else ""
+        return f"{type(self).__name__}({self.in_channels}, weight={self.weight is not None}{alpha})"

@@ -31,6 +31,7 @@ def make_conv(name, c=16):
         "graph": lambda: GraphConv(c, c),
         "cheb": lambda: ChebConv(c, c, K=3),
         "diffusion": lambda: LinearDiffusion(c),
+        "damped": lambda: LinearDiffusion(c, alpha=0.1),
     }[name]()
 
 
@@ -92,7 +93,7 @@ def test_gradient_modes_agree(name):
     assert (grads["adjoint"] - grads["autograd"]).abs().max() <= 1e-5 * scale
 
 
-@pytest.mark.parametrize("name", ["gcn", "sage", "gin", "graph", "cheb", "diffusion"])
+@pytest.mark.parametrize("name", ["gcn", "sage", "gin", "graph", "cheb", "diffusion", "damped"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_precomputed_operator_equals_the_layer(name, weighted):
     torch.manual_seed(0)
@@ -102,7 +103,7 @@ def test_precomputed_operator_equals_the_layer(name, weighted):
         weighted = False  # these layers take no edge weights
     w = torch.rand(ei.size(1), dtype=torch.float64) if weighted else None
     kwargs = {} if w is None else {"edge_weight": w}
-    if name == "diffusion":
+    if name in ("diffusion", "damped"):
         with torch.no_grad():
             conv.weight.add_(0.1 * torch.randn_like(conv.weight))
     field = GraphVectorField(conv).bind(ei, w, x.size(0), x.dtype, x.device)
@@ -328,3 +329,24 @@ def test_dropout_in_the_field():
     assert (grads[0] - grads[1]).abs().max() <= 1e-10
     # in eval mode the adjoint is fine
     GDEConv(field, method="rk4", step_size=0.25).eval()(x, ei)
+
+
+def test_damped_diffusion_with_source_is_exact_and_tends_to_pagerank():
+    """dX/dt = ((1 - a) A_hat - I) X + X0 has X(T) = e^{MT} X0 + M^{-1} (e^{MT} - I) X0."""
+    x, ei = graph(dtype=torch.float64)
+    n, alpha = x.size(0), 0.2
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+    e, w = gcn_norm(ei, None, n, dtype=torch.float64)
+    a_hat = torch.zeros(n, n, dtype=torch.float64).index_put_((e[1], e[0]), w, accumulate=True)
+    m = (1 - alpha) * a_hat - torch.eye(n, dtype=torch.float64)
+    for t_end in (3.0, 200.0):
+        gde = GDEConv(LinearDiffusion(16, weight=False, alpha=alpha), t_span=(0.0, t_end),
+                      control="add", rtol=1e-10, atol=1e-12, gradient="autograd")
+        flow = torch.linalg.matrix_exp(m * t_end)
+        exact = flow @ x + torch.linalg.solve(m, (flow - torch.eye(n, dtype=torch.float64)) @ x)
+        assert (gde(x, ei) - exact).abs().max() < 1e-7 * exact.abs().max()
+    ppr = torch.linalg.solve(-m, x)  # personalised PageRank, up to the factor 1 / alpha
+    assert (gde(x, ei) - ppr).abs().max() < 1e-7 * ppr.abs().max()
+    assert "alpha=0.2" in str(gde.field.layers[0])
+    with pytest.raises(ValueError, match=r"alpha must lie in \[0, 1\)"):
+        LinearDiffusion(4, alpha=1.0)
