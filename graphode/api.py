@@ -12,6 +12,7 @@ from torch import Tensor
 from .gradients import (GRADIENT_MODES, Problem, adjoint_solve, attach_time_gradients,
                         checkpoint_solve, resolve_params)
 from .solvers.integrate import IntegrationConfig, SolverStats, integrate
+from .solvers.per_graph import integrate_per_graph
 from .solvers.tableaux import FIXED_GRID_METHODS, get_tableau
 
 __all__ = ["Solution", "solve", "odeint", "odeint_adjoint"]
@@ -179,7 +180,8 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
           gradient: str = "autograd", adjoint_params: Optional[Sequence[Tensor]] = None,
           adjoint_method: Optional[str] = None, adjoint_rtol: Optional[float] = None,
           adjoint_atol: Optional[float] = None, adjoint_step_size: Optional[float] = None,
-          adjoint_seminorm: bool = False, check_finite: bool = True) -> Solution:
+          adjoint_seminorm: bool = False, check_finite: bool = True,
+          per_graph: Optional[Tensor] = None) -> Solution:
     """Solve ``dy/dt = func(t, y)``, ``y(t[0]) = y0`` and return the states at every ``t``.
 
     Args:
@@ -215,6 +217,13 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
             et al., 2021), which usually saves backward steps.
         check_finite: check once after a fixed-grid solve that the outputs are finite (one
             synchronisation per solve; turn off for sync-free GPU loops).
+        per_graph: opt-in per-graph step control for a disjoint batch of graphs: the
+            node-to-graph vector (``Batch.batch``) or ``Batch.ptr``. Each graph then gets its
+            own adaptive step and error control (see
+            :func:`~graphode.solvers.per_graph.integrate_per_graph`); ``y0`` is node-major,
+            ``func`` receives each node's own time as a ``(N, 1)`` tensor, and a graph's
+            solution does not depend on its batch mates. Adaptive methods and
+            ``gradient="autograd"`` only.
 
     Returns:
         A :class:`Solution` with ``ys`` of shape ``(len(t), *y0.shape)``, ``ts`` and ``stats``.
@@ -250,9 +259,29 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
             step_size=_check_positive("adjoint_step_size", adjoint_step_size)
             if adjoint_step_size is not None else (config.step_size if back is tableau else None),
             step_t=(), jump_t=(), first_step=None)
+    if per_graph is not None:
+        return _solve_per_graph(func, y0, ts, times, config, gradient, per_graph)
     ys, stats = _run(func, y0, ts, times, config, gradient, adjoint_params, adjoint_config,
                      adjoint_seminorm, func)
     return Solution(ys=ys, ts=ts, stats=stats)
+
+
+def _solve_per_graph(func: Callable, y0: Tensor, ts: Tensor, times: List[float],
+                     config: IntegrationConfig, gradient: str, batch: Tensor) -> Solution:
+    if not config.adaptive or config.fixed:
+        raise ValueError(f"per_graph step control needs an adaptive method without step_size or "
+                         f"grid, got method={config.tableau.name!r}"
+                         f"{' with a fixed step' if config.adaptive else ''}: use dopri5, tsit5 "
+                         f"or bosh3, or drop per_graph (a fixed grid is shared anyway)")
+    if gradient != "autograd":
+        raise ValueError(f"per_graph step control supports gradient='autograd' only, got "
+                         f"{gradient!r}: each graph's steps differ, so use autograd (or a shared "
+                         f"step with the adjoint)")
+    if y0.dim() < 1:
+        raise ValueError("per_graph needs a node-major state of shape (num_nodes, ...)")
+    stats = SolverStats()
+    ys = integrate_per_graph(_Field(func, y0), y0, times, batch.to(y0.device), config, stats)
+    return Solution(ys=torch.stack(ys), ts=ts, stats=stats)
 
 
 # ----------------------------------------------------------------------------------------

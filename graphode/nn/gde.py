@@ -73,6 +73,9 @@ class GDEConv(Module):
         keep_augmented: return the augmented channels too.
         precompute: precompute graph operators once per solve (see
             :class:`GraphVectorField`).
+        per_graph_steps: give every graph of a batch (the ``batch`` argument of ``forward``)
+            its own adaptive step size and error control, so that a graph's output does not
+            depend on its batch mates (adaptive methods with ``gradient="autograd"``).
         **solver_kwargs: further keywords for :func:`graphode.solve` (``max_steps``,
             ``adjoint_method``, ``adjoint_rtol``, ...).
 
@@ -104,7 +107,7 @@ class GDEConv(Module):
                  gradient: str = "adjoint", adjoint_seminorm: bool = True,
                  t_eval: Optional[Sequence[float]] = None, control: Optional[str] = None,
                  augment: int = 0, keep_augmented: bool = False, precompute: bool = True,
-                 **solver_kwargs):
+                 per_graph_steps: bool = False, **solver_kwargs):
         super().__init__()
         self.field = field if isinstance(field, GraphVectorField) else GraphVectorField(
             field, control=control, precompute=precompute)
@@ -125,6 +128,13 @@ class GDEConv(Module):
         self.method, self.rtol, self.atol, self.step_size = method, rtol, atol, step_size
         self.gradient, self.adjoint_seminorm = gradient, adjoint_seminorm
         self.solver_kwargs = solver_kwargs
+        self.per_graph_steps = per_graph_steps
+        if per_graph_steps and (step_size is not None or not get_tableau(method).adaptive
+                                or gradient != "autograd"):
+            raise ValueError(
+                f"per_graph_steps=True needs an adaptive method (dopri5, tsit5, bosh3) without "
+                f"step_size and gradient='autograd', got method={method!r}, "
+                f"step_size={step_size!r}, gradient={gradient!r}")
         self.stats = SolverStats()
         # Fail at construction, not mid-training, for settings solve() would reject.
         get_tableau(method)
@@ -172,9 +182,13 @@ class GDEConv(Module):
         self.field.bind(edge_index, edge_weight, x.size(0), x.dtype, x.device,
                         control_input=x if self.field.control else None)
         times = self._times()
+        extra = dict(self.solver_kwargs)
+        if self.per_graph_steps:
+            extra["per_graph"] = batch if batch is not None else \
+                torch.zeros(x.size(0), dtype=torch.long, device=x.device)
         sol = solve(self.field, h0, times, method=self.method, rtol=self.rtol, atol=self.atol,
                     step_size=self.step_size, gradient=self.gradient,
-                    adjoint_seminorm=self.adjoint_seminorm, **self.solver_kwargs)
+                    adjoint_seminorm=self.adjoint_seminorm, **extra)
         self.stats = sol.stats
         ys = sol.ys
         if self.t_eval is not None and self.t_eval[0] != times[0]:

@@ -1,0 +1,193 @@
+"""Adaptive step control per graph of a disjoint batch.
+
+A PyG ``Batch`` stacks many small graphs into one state. With one shared step, the stiffest
+graph sets the step for all and every graph's error depends on its batch mates. Here each graph
+``g`` keeps its own time ``t_g``, step ``h_g`` and error control: the embedded error is reduced
+per graph with segment sums over the node-to-graph vector, a graph whose step is rejected keeps
+its state while others advance, and a graph that has reached the end stops advancing. Every
+quantity of graph ``g`` is computed from its own nodes only, so its solution does not depend on
+which graphs share its batch. The loop synchronises with the host once per step (to learn
+whether any graph is still running).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from .integrate import IntegrationConfig, SolveError, SolverStats
+from .rk import RungeKutta
+
+__all__ = ["integrate_per_graph", "graph_index"]
+
+Func = Callable[[Tensor, Tensor], Tensor]
+
+
+def graph_index(batch: Tensor, num_nodes: int) -> Tuple[Tensor, int]:
+    """``(batch vector, number of graphs)`` from a node-to-graph vector or a PyG ``ptr``."""
+    if not isinstance(batch, Tensor) or batch.dim() != 1 or batch.is_floating_point():
+        raise ValueError("batch must be a 1-D integer tensor: the node-to-graph vector "
+                         "(Batch.batch) or the graph offsets (Batch.ptr)")
+    if batch.numel() == num_nodes:
+        if num_nodes and (bool((batch[1:] < batch[:-1]).any()) or int(batch[0]) < 0):
+            raise ValueError("batch must be sorted with graph ids from 0, as in a PyG Batch")
+        return batch, (int(batch[-1]) + 1 if num_nodes else 0)
+    if int(batch[0]) != 0 or int(batch[-1]) != num_nodes or bool((batch[1:] < batch[:-1]).any()):
+        raise ValueError(f"batch has {batch.numel()} entries for a state of {num_nodes} nodes: "
+                         f"pass Batch.batch ({num_nodes} entries) or Batch.ptr (graphs + 1 "
+                         f"offsets from 0 to {num_nodes})")
+    counts = batch[1:] - batch[:-1]
+    return torch.repeat_interleave(torch.arange(counts.numel(), device=batch.device), counts), \
+        counts.numel()
+
+
+class _Segments:
+    """Per-graph RMS norms of node-major ``(N, ...)`` tensors."""
+
+    def __init__(self, batch: Tensor, num_graphs: int, width: int, dtype: torch.dtype):
+        self.batch, self.num_graphs = batch, num_graphs
+        count = torch.zeros(num_graphs, dtype=dtype, device=batch.device)
+        count.index_add_(0, batch, torch.ones_like(batch, dtype=dtype))
+        self.size = (count * width).clamp(min=1)
+
+    def rms(self, x: Tensor) -> Tensor:
+        sq = x.reshape(x.size(0), -1).square().sum(-1)
+        total = torch.zeros(self.num_graphs, dtype=sq.dtype, device=sq.device).index_add_(0, self.batch, sq)
+        return (total / self.size).sqrt()
+
+    def nodes(self, per_graph: Tensor, like: Tensor) -> Tensor:
+        """A per-graph value broadcast to every node, shaped to multiply ``like``."""
+        return per_graph[self.batch].view(-1, *([1] * (like.dim() - 1))).to(like.dtype)
+
+
+def _initial_steps(f: Func, t0: Tensor, y0: Tensor, f0: Tensor, seg: _Segments, order: int,
+                   rtol: float, atol: float, direction: float) -> Tensor:
+    """Hairer's starting step, per graph (one extra evaluation for the whole batch)."""
+    scale = y0.abs() * rtol + atol
+    d0, d1 = seg.rms(y0 / scale), seg.rms(f0 / scale)
+    h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1)
+    y1 = y0 + seg.nodes(direction * h0, y0) * f0
+    f1 = f(t0 + direction * h0, y1)
+    d2 = seg.rms((f1 - f0) / scale) / h0
+    big = torch.maximum(d1, d2)
+    h1 = torch.where(big <= 1e-15, torch.clamp(h0 * 1e-3, min=1e-6),
+                     (0.01 / big.clamp(min=1e-300)) ** (1.0 / order))
+    return direction * torch.minimum(100.0 * h0, h1)
+
+
+def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: Tensor,
+                        config: IntegrationConfig, stats: SolverStats) -> List[Tensor]:
+    """Integrate ``dy/dt = func(t, y)`` with one adaptive step size per graph.
+
+    Args:
+        func: the field; it receives ``t`` of shape ``(N, 1)``, each node's own time.
+        y0: node-major state ``(N, ...)``.
+        times: output times shared by all graphs; every graph lands on each exactly.
+        batch: the node-to-graph vector (sorted, as ``Batch.batch``) or ``Batch.ptr``.
+        config: an adaptive configuration (I/PI controller settings are taken from it; the
+            norm is the per-graph RMS).
+        stats: counters; ``nfe`` counts batched evaluations, steps count graph-steps.
+
+    Returns:
+        the states at ``times``, each of shape ``y0.shape``.
+    """
+    if config.fixed:
+        raise ValueError("per-graph step control is for adaptive methods: drop step_size/grid "
+                         "(a fixed grid is already the same for every graph)")
+    if config.norm is not None or config.step_t or config.jump_t:
+        raise ValueError("per-graph step control does not take norm, step_t or jump_t")
+    batch, num_graphs = graph_index(batch, y0.size(0))
+    rk = RungeKutta(config.tableau)
+    controller = config.controller()
+    order = controller.order
+    seg = _Segments(batch, num_graphs, int(y0[0].numel()) if y0.size(0) else 1, y0.dtype)
+    dev, f64 = y0.device, torch.float64
+    direction = math.copysign(1.0, times[-1] - times[0])
+    grid_t = torch.tensor([float(s) for s in times], dtype=f64, device=dev)
+
+    def f(t_graph: Tensor, y: Tensor) -> Tensor:
+        stats.nfe += 1
+        return func(t_graph[batch].to(y.dtype).unsqueeze(-1), y)
+
+    t = torch.full((num_graphs,), float(times[0]), dtype=f64, device=dev)
+    y, k1 = y0, f(t, y0)
+    if config.first_step is not None:
+        h = torch.full_like(t, direction * abs(config.first_step))
+    else:
+        with torch.no_grad():
+            h = _initial_steps(f, t, y0.detach(), k1.detach(), seg, order, config.rtol,
+                               config.atol, direction)
+    h = direction * h.abs().clamp(max=controller.max_step)
+    ys = [y0] + [y0] * (len(times) - 1)
+    target = torch.ones(num_graphs, dtype=torch.long, device=dev)  # next output per graph
+    previous = torch.full_like(t, 1e-4)  # the PI controller's last accepted ratio, per graph
+    accepted_total = torch.zeros((), dtype=torch.long, device=dev)
+    tried_total = torch.zeros((), dtype=torch.long, device=dev)
+    bad = torch.zeros(num_graphs, dtype=torch.bool, device=dev)
+    last = len(times) - 1
+    for attempt in range(config.max_steps + 1):
+        running = target <= last
+        goal = grid_t[target.clamp(max=last)]
+        landing = running & (direction * (t + h * (1.0 + 1e-10) - goal) >= 0)
+        step = torch.where(landing, goal - t, h)
+        step = torch.where(running, step, torch.zeros_like(step))
+        too_small = running & ((step.abs() < controller.min_step) | (t + step == t))
+        # The one synchronisation of a step: is any graph running, stuck or non-finite?
+        more, stuck, broken = torch.stack([running.any(), too_small.any(), bad.any()]).tolist()
+        if broken:
+            g = int(bad.float().argmax())
+            raise SolveError(f"the state of graph {g} became non-finite (NaN or inf) in the step "
+                             f"from t={float(t[g]):.6g}: lower the tolerances or check the field "
+                             f"for overflow", float(t[g]), float(h[g]), ys[:int(target.min())])
+        if not more:
+            break
+        if stuck or attempt == config.max_steps:
+            g = int(too_small.float().argmax()) if stuck else int(running.float().argmax())
+            why = (f"step size underflow for graph {g}" if stuck else
+                   f"max_steps={config.max_steps} exceeded (graph {g} still running)")
+            raise SolveError(f"{why} at t={float(t[g]):.6g}, step {float(step[g]):.3g}: loosen "
+                             f"rtol/atol, raise max_steps, or check that graph for stiffness",
+                             float(t[g]), float(step[g]), ys[:int(target.min())])
+        h_node = seg.nodes(step, y)
+        ks = [k1]
+        for i, row in enumerate(rk.rows, start=1):
+            incr = sum(ks[j] * a for j, a in row)
+            ks.append(f(t + rk.c[i] * step, y + h_node * incr))
+        y1 = y + h_node * sum(ks[j] * b for j, b in rk.b)
+        # Step sizes are not differentiated (as in every adaptive solver): the error control
+        # works on detached values, which also keeps sqrt(0) out of the backward pass.
+        with torch.no_grad():
+            error = h_node * sum(ks[j] * e for j, e in rk.e)
+            scale = torch.maximum(y.abs(), y1.abs()) * config.rtol + config.atol
+            ratio = seg.rms(error / scale).to(f64)
+        ratio = torch.where(running, ratio, torch.zeros_like(ratio))
+        if config.check_finite:
+            bad = running & ~torch.isfinite(ratio)
+        accepted = running & (ratio <= 1.0)
+        accepted_total = accepted_total + accepted.sum()
+        tried_total = tried_total + running.sum()
+        keep = seg.nodes(accepted, y).bool()
+        y = torch.where(keep, y1, y)
+        t = torch.where(accepted, torch.where(landing, goal, t + step), t)
+        arrived = accepted & landing
+        for j in range(1, len(times)):
+            here = seg.nodes(arrived & (target == j), y).bool()
+            ys[j] = torch.where(here, y1, ys[j])
+        target = target + arrived.long()
+        k1 = torch.where(keep, ks[-1], k1) if rk.fsal else f(t, y)
+        # The PI controller of PIController.next_step, per graph; a rejection never grows h.
+        safe = ratio.clamp(min=1e-10)
+        grow = controller.safety * safe ** (-controller.beta1) * previous ** controller.beta2
+        shrink = (controller.safety * safe ** (-1.0 / order)).clamp(max=1.0)
+        factor = torch.where(accepted, grow, shrink)
+        factor = torch.where(ratio == 0, torch.full_like(factor, controller.ifactor), factor)
+        factor = factor.clamp(controller.dfactor, controller.ifactor)
+        previous = torch.where(accepted, ratio.clamp(min=1e-4), previous)
+        h = torch.where(running, step * factor, h)
+        h = direction * h.abs().clamp(max=controller.max_step)
+    n_accepted, n_tried = torch.stack([accepted_total, tried_total]).tolist()
+    stats.n_accepted += n_accepted
+    stats.n_rejected += n_tried - n_accepted
+    return ys

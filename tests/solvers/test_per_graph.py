@@ -1,0 +1,122 @@
+"""Per-graph adaptive step control: exactness, batch invariance, per-node times, errors."""
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from graphode import SolveError, solve
+from graphode.nn import GDEConv, LinearDiffusion
+from graphode.solvers.per_graph import graph_index
+
+from ..conftest import stable_matrix
+
+
+def block_system(sizes, stiffness, seed=0):
+    mats = [stable_matrix(n, seed=seed + i) * s for i, (n, s) in enumerate(zip(sizes, stiffness))]
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    return mats, torch.block_diag(*mats), batch
+
+
+@pytest.mark.parametrize("method, rtol", [("dopri5", 1e-9), ("tsit5", 1e-9), ("bosh3", 1e-9),
+                                          ("adaptive_heun", 1e-5)])  # heun: not FSAL
+def test_exact_on_block_linear_systems(method, rtol):
+    mats, a, batch = block_system([3, 5, 4], [1.0, 30.0, 3.0])
+    y0 = torch.randn(12, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    times = [0.0, 0.3, 1.0]
+    sol = solve(lambda t, y: a @ y, y0, times, method=method, rtol=rtol, atol=rtol * 1e-2,
+                per_graph=batch)
+    exact = torch.stack([torch.linalg.matrix_exp(a * t) @ y0 for t in times])
+    assert (sol.ys - exact).abs().max() <= 1e3 * rtol * exact.abs().max()
+    assert sol.stats.n_accepted > 0
+
+
+def test_reverse_time_and_ptr():
+    mats, a, batch = block_system([2, 3], [1.0, 5.0])
+    y0 = torch.randn(5, dtype=torch.float64)
+    ptr = torch.tensor([0, 2, 5])
+    sol = solve(lambda t, y: a @ y, y0, [1.0, 0.0], rtol=1e-10, atol=1e-12, per_graph=ptr)
+    assert torch.allclose(sol.ys[-1], torch.linalg.matrix_exp(-a) @ y0, atol=1e-8)
+
+
+def random_graphs(count, seed=0):
+    """Random graphs whose diffusion rates span three orders of magnitude (mixed stiffness)."""
+    g = torch.Generator().manual_seed(seed)
+    graphs = []
+    for i in range(count):
+        n = int(torch.randint(5, 20, (1,), generator=g))
+        e = int(torch.randint(n, 4 * n, (1,), generator=g))
+        ei = torch.randint(0, n, (2, e), generator=g)
+        rate = 10 ** float(torch.rand(1, generator=g) * 3 - 1)
+        graphs.append(Data(x=torch.randn(n, 4, generator=g, dtype=torch.float64), edge_index=ei,
+                           edge_weight=torch.full((e,), rate, dtype=torch.float64)))
+    return graphs
+
+
+def gde(per_graph):
+    return GDEConv(LinearDiffusion(4, weight=False), t_span=(0.0, 1.0), method="dopri5",
+                   rtol=1e-6, atol=1e-8, gradient="autograd", per_graph_steps=per_graph)
+
+
+def test_batch_invariance_with_63_other_graphs():
+    graphs = random_graphs(64)
+    batch = Batch.from_data_list(graphs)
+    per_graph = gde(True)
+    together = per_graph(batch.x, batch.edge_index, batch.edge_weight, batch.batch)
+    worst_shared = 0.0
+    shared = gde(False)(batch.x, batch.edge_index, batch.edge_weight)
+    for i in (0, 17, 63):
+        g = graphs[i]
+        nodes = slice(int(batch.ptr[i]), int(batch.ptr[i + 1]))
+        alone = per_graph(g.x, g.edge_index, g.edge_weight)
+        assert (together[nodes] - alone).abs().max() <= 1e-6
+        alone_shared = gde(False)(g.x, g.edge_index, g.edge_weight)
+        worst_shared = max(worst_shared, float((shared[nodes] - alone_shared).abs().max()))
+    # A shared step makes each graph's answer depend on its batch mates (here: more accurate
+    # for the easy graphs, at the cost of the stiffest graph's steps for everyone).
+    assert worst_shared > 0.0
+
+
+def test_fields_receive_each_nodes_time():
+    seen = []
+
+    def f(t, y):
+        seen.append(t.shape)
+        return t.expand_as(y)  # y(t) = y0 + t^2 / 2 for every graph
+
+    y0 = torch.zeros(6, 3, dtype=torch.float64)
+    batch = torch.tensor([0, 0, 1, 1, 1, 2])
+    sol = solve(f, y0, [0.0, 2.0], per_graph=batch, rtol=1e-10, atol=1e-12)
+    assert seen[0] == (6, 1)
+    assert torch.allclose(sol.ys[-1], torch.full_like(y0, 2.0), atol=1e-9)
+
+
+def test_gradients_through_per_graph_solves():
+    mats, a, batch = block_system([2, 3], [1.0, 4.0])
+    a = a.clone().requires_grad_()
+    y0 = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(
+        lambda y, m: solve(lambda t, s: m @ s, y, [0.0, 0.5], rtol=1e-10, atol=1e-12,
+                           per_graph=batch).ys[-1], (y0, a))
+
+
+def test_errors():
+    y0 = torch.randn(4, 2, dtype=torch.float64)
+    batch = torch.tensor([0, 0, 1, 1])
+    f = lambda t, y: -y  # noqa: E731
+    with pytest.raises(ValueError, match="per_graph step control needs an adaptive method"):
+        solve(f, y0, [0.0, 1.0], method="rk4", per_graph=batch)
+    with pytest.raises(ValueError, match="needs an adaptive method .* with a fixed step"):
+        solve(f, y0, [0.0, 1.0], step_size=0.1, per_graph=batch)
+    with pytest.raises(ValueError, match="gradient='autograd' only"):
+        solve(f, y0, [0.0, 1.0], gradient="adjoint", per_graph=batch)
+    with pytest.raises(ValueError, match="pass Batch.batch"):
+        solve(f, y0, [0.0, 1.0], per_graph=torch.tensor([0, 1, 3]))
+    with pytest.raises(ValueError, match="sorted"):
+        graph_index(torch.tensor([1, 0, 0, 1]), 4)
+    with pytest.raises(ValueError, match="per_graph_steps=True needs an adaptive method"):
+        GDEConv(LinearDiffusion(4), method="rk4", step_size=0.1, per_graph_steps=True)
+    with pytest.raises(SolveError, match="graph 1 became non-finite") as err:
+        solve(lambda t, y: y * torch.tensor([[0.0], [0.0], [float("nan")], [0.0]],
+                                             dtype=y.dtype), y0, [0.0, 1.0], per_graph=batch)
+    assert err.value.ys and err.value.ys[0] is y0
+    with pytest.raises(SolveError, match="max_steps=3 exceeded"):
+        solve(lambda t, y: -1000 * y, y0, [0.0, 10.0], per_graph=batch, max_steps=3)
