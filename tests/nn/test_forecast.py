@@ -18,8 +18,10 @@ def test_gcgru_cell_matches_its_equations():
     from torch_geometric.nn.conv.gcn_conv import gcn_norm
     ei, w = gcn_norm(EDGES, None, 4, dtype=torch.float64)
     a_hat[ei[1], ei[0]] = w
-    r, u = torch.sigmoid(cell.gates(a_hat @ torch.cat([x, h], -1))).chunk(2, -1)
-    c = torch.tanh(cell.candidate(a_hat @ torch.cat([x, r * h], -1)))
+    z = torch.cat([x, h], -1)
+    r, u = torch.sigmoid(cell.gates(torch.cat([z, a_hat @ z], -1))).chunk(2, -1)
+    z = torch.cat([x, r * h], -1)
+    c = torch.tanh(cell.candidate(torch.cat([z, a_hat @ z], -1)))
     expected = u * h + (1 - u) * c
     assert torch.allclose(cell(x, h, EDGES), expected)
     op = gcn_operator(EDGES, None, 4, torch.float64)
