@@ -91,13 +91,18 @@ def test_adjoint_fixed_steps_matches_autograd():
                          ids=["rk4", "dopri5"])
 def test_gradcheck(mode, kw):
     field = TanhField()
+    if mode == "adjoint" and "step_size" in kw:
+        # The adjoint differentiates the ODE, not the discrete rk4 map that finite differences
+        # see; the two agree to O(h^4), which at h = 0.25 is near gradcheck's tolerance and
+        # made the test pass or fail with the random y0. A finer grid makes it decisive.
+        kw = dict(kw, step_size=0.05)
 
     def fn(y0, W):
         params = None if mode == "autograd" else [W]
         f = lambda t, y: torch.tanh(y @ W.T) + 0.1 * t  # noqa: E731
         return solve(f, y0, T, gradient=mode, rtol=1e-9, atol=1e-9, adjoint_params=params, **kw).ys
 
-    y0 = torch.randn(2, 4, dtype=DT, requires_grad=True)
+    y0 = torch.randn(2, 4, dtype=DT, generator=torch.Generator().manual_seed(7)).requires_grad_()
     assert torch.autograd.gradcheck(fn, (y0, field.W.detach().clone().requires_grad_()),
                                     eps=1e-6, atol=1e-5, rtol=1e-4)
 
