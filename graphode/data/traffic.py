@@ -191,8 +191,9 @@ def read_dcrnn(h5_path: PathLike, adj_path: PathLike, name: str = "DCRNN") -> Gr
                           "pip install 'graphode[traffic]'") from err
     try:
         df = pd.read_hdf(h5_path)
-    except ImportError:
-        raise
+    except ImportError as err:  # pandas reads HDF5 through PyTables
+        raise ImportError("reading DCRNN .h5 files needs PyTables: "
+                          "pip install 'graphode[traffic]'") from err
     except Exception as err:
         raise _fail(h5_path, f"not a readable pandas HDF5 table ({type(err).__name__}: {err})",
                     "a DataFrame of speeds written by DataFrame.to_hdf") from None

@@ -1,7 +1,6 @@
 """Spatio-temporal readers on tiny files in each format, windows, scaler, splits and masks."""
 import json
 import pickle
-import shutil
 import stat
 
 import numpy as np

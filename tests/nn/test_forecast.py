@@ -1,7 +1,6 @@
 """GCGRUCell, GDEGRU and the discrete forecasting baselines."""
 import pytest
 import torch
-from torch_geometric.nn import GCNConv
 
 from graphode import solve
 from graphode.nn import (GCGRUCell, GDEGRU, HistoricalAverage, RecurrentForecaster, batch_graph,
