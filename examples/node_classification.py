@@ -10,9 +10,17 @@ Cora can be neither found nor downloaded, on a synthetic graph):
     python examples/node_classification.py --model gcde --method dopri5 --json out.json
 
 Reports test accuracy at the epoch of best validation accuracy, mean and std over seeds.
+
+Large graphs train in mini-batches of sampled neighbourhoods (PyG's NeighborLoader), and
+``--distributed`` under torchrun trains with DistributedDataParallel, each process on its
+share of the training nodes; only rank 0 prints and writes files:
+
+    python examples/node_classification.py --dataset synthetic --num-nodes 1000000 --batch-size 1024
+    torchrun --standalone --nproc_per_node 2 examples/node_classification.py --distributed
 """
 import argparse
 import json
+import resource
 import statistics as st
 import time
 
@@ -21,7 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import GCNConv
 
-from graphode.data import DataNotFoundError, contextual_sbm, load_planetoid
+from graphode import distributed
+from graphode.data import DataNotFoundError, contextual_sbm, large_contextual_sbm, load_planetoid
+from graphode.loader import neighbor_loader
 from graphode.nn import GDEConv, LinearDiffusion
 
 try:
@@ -131,6 +141,19 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int)
     p.add_argument("--patience", type=int, help="stop after this many epochs without a better val acc")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0, 1, ...)")
+    p.add_argument("--batch-size", type=int,
+                   help="train on mini-batches of this many seed nodes and their sampled "
+                        "neighbourhoods (PyG's NeighborLoader) instead of the whole graph")
+    p.add_argument("--num-neighbors", default="10,10",
+                   help="neighbours sampled per node at each hop, with --batch-size (-1: all)")
+    p.add_argument("--num-nodes", type=int, default=1000,
+                   help="size of the synthetic graph (above 20000, a sampled SBM with 1%% of "
+                        "the nodes for training)")
+    p.add_argument("--random-features", action="store_true",
+                   help="use random node features where the dataset's are missing (PubMed's "
+                        "offline copy): for measuring scale, not accuracy")
+    p.add_argument("--distributed", action="store_true",
+                   help="DistributedDataParallel under torchrun (gloo on CPU, NCCL on GPU)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--root", help="data root (else $GRAPHODE_DATA, else datasets/)")
     p.add_argument("--json", help="write a summary JSON here")
@@ -142,15 +165,24 @@ def parse_args(argv=None):
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    try:
+        args.num_neighbors = [int(v) for v in args.num_neighbors.split(",")]
+    except ValueError:
+        p.error(f"--num-neighbors takes comma-separated integers such as 10,10, "
+                f"not {args.num_neighbors!r}")
+    if args.batch_size is not None and args.batch_size < 1:
+        p.error(f"--batch-size must be a positive number of seed nodes, not {args.batch_size}")
     return args
 
 
 def load(args):
     """The dataset asked for; with none asked for, Cora or else a synthetic graph."""
     if args.dataset is not None and args.dataset.lower() == "synthetic":
-        return contextual_sbm(), "synthetic"
+        return synthetic(args.num_nodes), "synthetic"
     try:
-        return load_planetoid(args.dataset or "Cora", root=args.root), args.dataset or "Cora"
+        return load_planetoid(args.dataset or "Cora", root=args.root,
+                              missing_features="random" if args.random_features else "error"), \
+            args.dataset or "Cora"
     except DataNotFoundError as err:
         if args.dataset is not None:
             raise
@@ -159,44 +191,102 @@ def load(args):
         return contextual_sbm(), "synthetic"
 
 
-def train(model, data, opt):
-    model.train()
+def synthetic(num_nodes):
+    """The contextual SBM; large ones are sampled and keep 1% of the nodes for training."""
+    if num_nodes <= 20000:
+        return contextual_sbm(num_nodes=num_nodes)
+    return large_contextual_sbm(num_nodes, train_per_class=num_nodes // 400, num_val=5000,
+                                num_test=10000)
+
+
+def solver_stats(model):
+    return (sum(g.stats.nfe for g in model.gdes), sum(g.stats.nfe_backward for g in model.gdes))
+
+
+def train(net, model, data, opt, ctx, train_index):
+    """One full-graph step; each process takes its share of the training nodes, and the loss
+    is scaled so that the all-reduced gradient is that of the mean over all of them."""
+    net.train()
     opt.zero_grad()
-    loss = F.cross_entropy(model(data.x, data.edge_index)[data.train_mask], data.y[data.train_mask])
-    loss.backward()
+    mine = ctx.shard(train_index)
+    out = net(data.x, data.edge_index)
+    loss = F.cross_entropy(out[mine], data.y[mine], reduction="sum")
+    (ctx.loss_scale(train_index.numel()) * loss).backward()
     opt.step()
-    nfe_f = sum(g.stats.nfe for g in model.gdes)
-    nfe_b = sum(g.stats.nfe_backward for g in model.gdes)
-    return loss.item(), nfe_f, nfe_b
+    return ctx.all_mean(loss.item() / max(mine.numel(), 1)), *solver_stats(model)
+
+
+def train_batches(net, model, loader, opt, ctx):
+    """One epoch of mini-batches: a sampled neighbourhood per batch, the loss on its seeds."""
+    net.train()
+    losses, nfe_f, nfe_b = [], 0, 0
+    for batch in loader:
+        batch = batch.to(ctx.device)
+        opt.zero_grad()
+        out = net(batch.x, batch.edge_index)[:batch.batch_size]
+        loss = F.cross_entropy(out, batch.y[:batch.batch_size])
+        loss.backward()
+        opt.step()
+        f, b = solver_stats(model)
+        losses.append(loss.item())
+        nfe_f, nfe_b = nfe_f + f, nfe_b + b
+    return ctx.all_mean(st.mean(losses)), nfe_f / len(losses), nfe_b / len(losses)
 
 
 @torch.no_grad()
-def test(model, data):
+def test(model, data, loaders=None):
+    """Accuracy on the train, val and test nodes: over the whole graph, or with ``loaders``
+    (one per mask) over sampled neighbourhoods."""
     model.eval()
-    pred = model(data.x, data.edge_index).argmax(-1)
-    return [float((pred[m] == data.y[m]).float().mean()) for m in
-            (data.train_mask, data.val_mask, data.test_mask)]
+    masks = (data.train_mask, data.val_mask, data.test_mask)
+    if loaders is None:
+        pred = model(data.x, data.edge_index).argmax(-1)
+        return [float((pred[m] == data.y[m]).float().mean()) for m in masks]
+    accs = []
+    for loader in loaders:
+        correct = total = 0
+        for batch in loader:
+            batch = batch.to(next(model.parameters()).device)
+            pred = model(batch.x, batch.edge_index)[:batch.batch_size].argmax(-1)
+            correct += int((pred == batch.y[:batch.batch_size]).sum())
+            total += batch.batch_size
+        accs.append(correct / max(total, 1))
+    return accs
 
 
-def run(args, data, num_classes, seed):
+def run(args, data, num_classes, seed, ctx=None):
+    ctx = ctx or distributed.Context(device=torch.device(args.device))
     torch.manual_seed(seed)
     solver = dict(t_span=(0.0, args.t_end), method=args.method, rtol=args.rtol, atol=args.atol,
                   step_size=args.step_size, gradient=args.gradient)
     model = MODELS[args.model](data.num_features, args.hidden, num_classes, dropout=args.dropout,
                                field_dropout=args.field_dropout, solver=solver,
-                               decoder=args.decoder, alpha=args.alpha).to(args.device)
+                               decoder=args.decoder, alpha=args.alpha).to(ctx.device)
+    net = ctx.wrap(model)
     groups = model.param_groups(args.weight_decay) if hasattr(model, "param_groups") else \
         [dict(params=model.parameters(), weight_decay=args.weight_decay)]
     opt = torch.optim.Adam(groups, lr=args.lr)
+    train_index = data.train_mask.nonzero().view(-1)
+    loader = eval_loaders = None
+    if args.batch_size:
+        loader = neighbor_loader(data, args.num_neighbors, args.batch_size, shuffle=True,
+                                 input_nodes=ctx.shard(train_index.cpu(), equal=True))
+        eval_loaders = [neighbor_loader(data, args.num_neighbors, 4 * args.batch_size,
+                                        input_nodes=mask.cpu())
+                        for mask in (data.train_mask, data.val_mask, data.test_mask)]
     best = dict(val=-1.0, test=0.0, epoch=0)
     curves = dict(loss=[], train=[], val=[], test=[])
     nfe_f = nfe_b = 0
     start = time.perf_counter()
     epoch = 0
     for epoch in range(1, args.epochs + 1):
-        loss, f, b = train(model, data, opt)
+        if loader is None:
+            loss, f, b = train(net, model, data, opt, ctx, train_index)
+        else:
+            loss, f, b = train_batches(net, model, loader, opt, ctx)
         nfe_f, nfe_b = nfe_f + f, nfe_b + b
-        tr, va, te = test(model, data)
+        # Every rank sees the same numbers, so every rank stops at the same epoch.
+        tr, va, te = (ctx.all_mean(a) for a in test(model, data, eval_loaders))
         for key, v in zip(curves, (loss, tr, va, te)):
             curves[key].append(v)
         if va > best["val"]:
@@ -230,21 +320,42 @@ def plot(path, runs, title):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.distributed and not distributed.launched():
+        raise SystemExit("--distributed runs under torchrun, e.g. torchrun --standalone "
+                         "--nproc_per_node 2 examples/node_classification.py --distributed")
+    ctx = distributed.setup(args.device) if args.distributed else \
+        distributed.Context(device=torch.device(args.device))
+    try:
+        return report(args, ctx)
+    finally:
+        distributed.teardown()
+
+
+def report(args, ctx):
     data, name = load(args)
     # Row-normalised bag-of-words features, as in Kipf and Welling and the GDE paper.
     data.x = data.x / data.x.sum(-1, keepdim=True).clamp(min=1e-12) if name != "synthetic" else data.x
-    data = data.to(args.device)
+    if not args.batch_size:  # mini-batches move to the device one at a time
+        data = data.to(ctx.device)
     num_classes = int(data.y.max()) + 1
-    runs = [run(args, data, num_classes, seed) for seed in tqdm(range(args.seeds), desc=f"{args.model} on {name}")]
+    seeds = range(args.seeds) if not ctx.main else \
+        tqdm(range(args.seeds), desc=f"{args.model} on {name}")
+    runs = [run(args, data, num_classes, seed, ctx) for seed in seeds]
+    if not ctx.main:
+        return None
     tests = [r["test"] for r in runs]
     summary = {
         "dataset": name, "model": args.model, "seeds": args.seeds,
+        "world_size": ctx.world_size, "batch_size": args.batch_size,
+        "num_nodes": data.num_nodes,
         "test_acc_mean": st.mean(tests), "test_acc_std": st.pstdev(tests),
         "val_acc_mean": st.mean(r["val"] for r in runs),
         "epochs": st.mean(r["epochs"] for r in runs),
         "nfe_forward": st.mean(r["nfe_forward"] for r in runs),
         "nfe_backward": st.mean(r["nfe_backward"] for r in runs),
         "seconds_per_epoch": st.mean(r["seconds_per_epoch"] for r in runs),
+        # Peak resident memory of this process (Linux reports KiB).
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print(f"{name} {args.model}: test accuracy {100 * summary['test_acc_mean']:.1f} ± "
           f"{100 * summary['test_acc_std']:.1f} over {args.seeds} seed(s) "

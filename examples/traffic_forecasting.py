@@ -23,7 +23,7 @@ import torch
 
 from graphode.data import (StandardScaler, Windows, chronological_split, drop_observations,
                            load_series, sliding_windows)
-from graphode.metrics import forecast_metrics, masked_mae
+from graphode.metrics import forecast_metrics, masked_huber, masked_mae, masked_mse
 from graphode.nn import GDEGRU, HistoricalAverage, RecurrentForecaster
 
 try:
@@ -33,6 +33,7 @@ except ImportError:  # the progress bar is a nicety
         return iterable
 
 MODELS = ("ha", "gru", "gcgru", "gde-gru")
+LOSSES = {"mae": masked_mae, "mse": masked_mse, "huber": masked_huber}
 
 
 def parse_args(argv=None):
@@ -52,6 +53,8 @@ def parse_args(argv=None):
                    help="GDE-GRU solver step, in sampling intervals (0 = adaptive)")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--loss", default="mae", choices=LOSSES,
+                   help="training loss over the observed targets")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=32)
@@ -138,7 +141,7 @@ def run(args, series, scaler, splits, seed):
             for x, y, mask in splits["train"].batches(args.batch_size, shuffle=True, generator=gen):
                 opt.zero_grad()
                 pred = forecast(model, series, times, query, x.to(device), mask.to(device), scaler)
-                loss = masked_mae(pred, y.to(device))
+                loss = LOSSES[args.loss](pred, y.to(device))
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 5.0)
                 opt.step()

@@ -6,7 +6,7 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor
 
-__all__ = ["masked_mae", "masked_rmse", "masked_mape", "forecast_metrics"]
+__all__ = ["masked_mae", "masked_mse", "masked_huber", "masked_rmse", "masked_mape", "forecast_metrics"]
 
 
 def _mask(target: Tensor, missing: Optional[float]) -> Tensor:
@@ -27,9 +27,22 @@ def masked_mae(pred: Tensor, target: Tensor, missing: Optional[float] = 0.0, dim
     return _masked_mean((pred - target).abs(), _mask(target, missing), dim)
 
 
+def masked_mse(pred: Tensor, target: Tensor, missing: Optional[float] = 0.0, dim=None) -> Tensor:
+    """Mean squared error over the entries where ``target != missing``."""
+    return _masked_mean((pred - target) ** 2, _mask(target, missing), dim)
+
+
 def masked_rmse(pred: Tensor, target: Tensor, missing: Optional[float] = 0.0, dim=None) -> Tensor:
     """Root mean squared error over the entries where ``target != missing``."""
-    return _masked_mean((pred - target) ** 2, _mask(target, missing), dim).sqrt()
+    return masked_mse(pred, target, missing, dim).sqrt()
+
+
+def masked_huber(pred: Tensor, target: Tensor, missing: Optional[float] = 0.0, dim=None,
+                 delta: float = 1.0) -> Tensor:
+    """Huber loss (squared below ``delta``, linear above) where ``target != missing``."""
+    err = (pred - target).abs()
+    values = torch.where(err < delta, 0.5 * err ** 2, delta * (err - 0.5 * delta))
+    return _masked_mean(values, _mask(target, missing), dim)
 
 
 def masked_mape(pred: Tensor, target: Tensor, missing: Optional[float] = 0.0, dim=None) -> Tensor:

@@ -5,6 +5,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import torch
 
 from graphode.data import DataNotFoundError, candidate_roots, contextual_sbm, load_planetoid
 from graphode.data.root import default_root
@@ -87,3 +88,27 @@ def test_contextual_sbm():
     src, dst = data.edge_index
     assert (data.y[src] == data.y[dst]).float().mean() > 0.8
     assert contextual_sbm(seed=3).x.equal(contextual_sbm(seed=3).x)
+
+
+@needs_data
+def test_random_features_keep_everything_else(tmp_path, monkeypatch):
+    # Cora without its allx file, next to the complete Cora: only the features of the nodes
+    # that allx (less x) held may differ.
+    root = tmp_path / "root"
+    shutil.copytree(SHARED / "Cora", root / "planetoid" / "Cora")
+    (root / "planetoid" / "Cora" / "raw" / "ind.cora.allx").unlink()
+    full = load_planetoid("Cora", root=str(SHARED.parent), download=False)
+    monkeypatch.setenv("GRAPHODE_DATA", str(tmp_path / "elsewhere"))  # only the partial copy
+    with pytest.raises(DataNotFoundError, match="missing_features='random'"):
+        load_planetoid("Cora", root=str(root), download=False)
+    data = load_planetoid("Cora", root=str(root), download=False, missing_features="random")
+    assert torch.equal(data.edge_index, full.edge_index) and torch.equal(data.y, full.y)
+    for mask in ("train_mask", "val_mask", "test_mask"):
+        assert torch.equal(data[mask], full[mask])
+    known = data.train_mask | data.test_mask
+    assert torch.equal(data.x[known], full.x[known])
+    assert not torch.equal(data.x[data.val_mask], full.x[data.val_mask])
+    again = load_planetoid("Cora", root=str(root), download=False, missing_features="random")
+    assert torch.equal(again.x, data.x)
+    with pytest.raises(ValueError, match="missing_features"):
+        load_planetoid("Cora", root=str(root), download=False, missing_features="zeros")
