@@ -16,11 +16,13 @@ discrete models are given each gap as an input.
 import argparse
 import copy
 import json
+import math
 import statistics as st
 import time
 
 import torch
 
+from graphode import distributed
 from graphode.data import (StandardScaler, Windows, chronological_split, drop_observations,
                            load_series, sliding_windows)
 from graphode.metrics import forecast_metrics, masked_huber, masked_mae, masked_mse
@@ -46,6 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--horizon", type=int, default=12, help="forecast steps")
     p.add_argument("--drop-prob", type=float, default=0.0,
                    help="drop each input snapshot with this probability (irregular sampling)")
+    p.add_argument("--time-of-day", action=argparse.BooleanOptionalAction, default=False,
+                   help="give the models the time of day (sine and cosine of the daily phase) "
+                        "as two more input channels")
     p.add_argument("--split", default="0.7,0.1,0.2", help="train,val,test fractions (in time)")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--method", default="midpoint", help="solver of the GDE-GRU flow")
@@ -59,6 +64,9 @@ def parse_args(argv=None):
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--distributed", action="store_true",
+                   help="DistributedDataParallel under torchrun: each process trains on its "
+                        "share of the training windows; only rank 0 prints and writes")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", help="write the test metrics here")
     p.add_argument("--plot", help="write predicted against true speed for a few sensors (PNG)")
@@ -71,23 +79,38 @@ def prepare(args):
     ratios = [float(v) for v in args.split.split(",")]
     parts = chronological_split(series.num_steps, ratios)
     scaler = StandardScaler().fit(series.signal[parts[0]])
+    inputs = scaler.transform(series.signal).unsqueeze(-1)
+    if args.time_of_day:
+        inputs = torch.cat([inputs, time_of_day(series)], -1)
     gen = torch.Generator().manual_seed(1234)  # the same dropped snapshots for every model
     splits = {}
     for name, part in zip(("train", "val", "test"), parts):
-        x, y = sliding_windows(series.signal[part], args.history, args.horizon)
+        x, _ = sliding_windows(inputs[part], args.history, args.horizon)
+        _, y = sliding_windows(series.signal[part], args.history, args.horizon)
         mask = drop_observations(len(x), args.history, args.drop_prob, gen) if args.drop_prob \
             else torch.ones(len(x), args.history, dtype=torch.bool)
-        splits[name] = Windows(scaler.transform(x).unsqueeze(-1).contiguous(), y.contiguous(), mask)
+        splits[name] = Windows(x.contiguous(), y.contiguous(), mask)
     return series, scaler, splits
 
 
-def build(args, horizon):
+def time_of_day(series):
+    """``(T, N, 2)``: sine and cosine of each step's phase in the day, counted from the first
+    step (the series need not start at midnight: only the daily period matters)."""
+    if not series.interval:
+        raise SystemExit(f"--time-of-day needs the sampling interval in minutes, which "
+                         f"{series.name} does not give; run without --time-of-day")
+    phase = torch.arange(series.num_steps) * (2 * math.pi * series.interval / 1440.0)
+    days = torch.stack([phase.sin(), phase.cos()], -1)
+    return days.unsqueeze(1).expand(-1, series.signal.size(1), -1)
+
+
+def build(args, horizon, channels):
     if args.model == "ha":
         return HistoricalAverage()
     if args.model == "gde-gru":
         step = args.step_size or None
-        return GDEGRU(1, args.hidden, 1, method=args.method, step_size=step)
-    return RecurrentForecaster(1, args.hidden, horizon, graph=args.model == "gcgru",
+        return GDEGRU(channels, args.hidden, 1, method=args.method, step_size=step)
+    return RecurrentForecaster(channels, args.hidden, horizon, graph=args.model == "gcgru",
                                time_gaps=args.drop_prob > 0)
 
 
@@ -102,9 +125,11 @@ def forecast(model, graph, times, query, x, mask, scaler):
     """Forecasts in original units. Learned models predict the change from the last observed
     snapshot (a skip connection for every model alike): traffic speeds persist, and learning
     the change is far easier than learning the level from scratch."""
+    if isinstance(model, HistoricalAverage):
+        x = x[..., :1]  # the average of the speeds alone
     pred = model(x, graph.edge_index, times, query, mask, graph.edge_weight).squeeze(-1)
     if not isinstance(model, HistoricalAverage):
-        pred = pred + last_observed(x, mask)
+        pred = pred + last_observed(x[..., :1], mask)
     return scaler.inverse_transform(pred)
 
 
@@ -118,38 +143,44 @@ def predict(model, windows, graph, times, query, scaler, batch_size, device):
     return torch.cat(out)
 
 
-def run(args, series, scaler, splits, seed):
+def run(args, series, scaler, splits, seed, ctx=None):
+    ctx = ctx or distributed.Context(device=torch.device(args.device))
     torch.manual_seed(seed)
-    device = torch.device(args.device)
+    device = ctx.device
     series.edge_index = series.edge_index.to(device)
     if series.edge_weight is not None:
         series.edge_weight = series.edge_weight.to(device)
     times = torch.arange(args.history, dtype=torch.float32, device=device)
     query = times[-1] + torch.arange(1, args.horizon + 1, dtype=torch.float32, device=device)
-    model = build(args, args.horizon).to(device)
+    model = build(args, args.horizon, splits["train"].x.size(-1)).to(device)
     evaluate = lambda split: predict(model, splits[split], series, times, query, scaler,
                                      args.batch_size, device)
     params = list(model.parameters())
+    net = ctx.wrap(model) if params else model
+    train = splits["train"]
+    if ctx.distributed:  # the same number of batches on every rank
+        train = train.subset(ctx.shard(torch.arange(len(train)), equal=True))
     best = dict(val=float("inf"), epoch=0, state=copy.deepcopy(model.state_dict()))
     start, epoch, nfe = time.perf_counter(), 0, []
     if params:
         opt = torch.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
         gen = torch.Generator().manual_seed(seed)
-        bar = tqdm(range(1, args.epochs + 1), desc=f"{args.model} seed {seed}", leave=False)
+        bar = tqdm(range(1, args.epochs + 1), desc=f"{args.model} seed {seed}", leave=False,
+                   disable=not ctx.main)
         for epoch in bar:
             model.train()
-            for x, y, mask in splits["train"].batches(args.batch_size, shuffle=True, generator=gen):
+            for x, y, mask in train.batches(args.batch_size, shuffle=True, generator=gen):
                 opt.zero_grad()
-                pred = forecast(model, series, times, query, x.to(device), mask.to(device), scaler)
+                pred = forecast(net, series, times, query, x.to(device), mask.to(device), scaler)
                 loss = LOSSES[args.loss](pred, y.to(device))
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 5.0)
                 opt.step()
                 if hasattr(model, "stats"):
                     nfe.append(model.stats.nfe)
-            val = float(masked_mae(evaluate("val"), splits["val"].y))
+            val = float(LOSSES[args.loss](evaluate("val"), splits["val"].y))
             if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss.item():.3f}", val_mae=f"{val:.3f}")
+                bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
             if val < best["val"]:
                 best = dict(val=val, epoch=epoch, state=copy.deepcopy(model.state_dict()))
             if epoch - best["epoch"] >= args.patience:
@@ -158,7 +189,7 @@ def run(args, series, scaler, splits, seed):
     model.load_state_dict(best["state"])
     pred = evaluate("test")
     return dict(metrics=forecast_metrics(pred, splits["test"].y, interval=series.interval),
-                val_mae=best["val"], epochs=epoch, seconds_per_epoch=seconds,
+                val_loss=best["val"], epochs=epoch, seconds_per_epoch=seconds,
                 nfe_per_batch=st.mean(nfe) if nfe else 0, pred=pred)
 
 
@@ -184,11 +215,26 @@ def plot(path, pred, target, title, step=3, sensors=(0, 1, 2)):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.distributed and not distributed.launched():
+        raise SystemExit("--distributed runs under torchrun, e.g. torchrun --standalone "
+                         "--nproc_per_node 2 examples/traffic_forecasting.py --distributed")
+    ctx = distributed.setup(args.device) if args.distributed else \
+        distributed.Context(device=torch.device(args.device))
+    try:
+        return report(args, ctx)
+    finally:
+        distributed.teardown()
+
+
+def report(args, ctx):
     series, scaler, splits = prepare(args)
-    runs = [run(args, series, scaler, splits, seed) for seed in range(args.seeds)]
+    runs = [run(args, series, scaler, splits, seed, ctx) for seed in range(args.seeds)]
+    if not ctx.main:
+        return None
     metrics = {h: {k: st.mean(r["metrics"][h][k] for r in runs) for k in ("mae", "rmse", "mape")}
                for h in runs[0]["metrics"]}
     summary = {"dataset": series.name, "model": args.model, "split": args.split,
+               "world_size": ctx.world_size,
                "drop_prob": args.drop_prob, "seeds": args.seeds, "metrics": metrics,
                "epochs": st.mean(r["epochs"] for r in runs),
                "seconds_per_epoch": st.mean(r["seconds_per_epoch"] for r in runs),

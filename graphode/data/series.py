@@ -110,6 +110,10 @@ class Windows:
     def __len__(self) -> int:
         return self.x.size(0)
 
+    def subset(self, index: Tensor) -> "Windows":
+        """The windows at ``index`` (e.g. one process's share under data parallelism)."""
+        return Windows(self.x[index], self.y[index], self.mask[index])
+
     def batches(self, batch_size: int, shuffle: bool = False,
                 generator: Optional[torch.Generator] = None):
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))

@@ -1,11 +1,13 @@
 """The traffic forecasting example: short runs on a small series written in the T-GCN format."""
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
@@ -56,3 +58,41 @@ def test_script_writes_every_json_field(root, tmp_path):
     assert all(set(m) == {"mae", "rmse", "mape"} for m in summary["metrics"].values())
     assert summary["dataset"] == "Los-loop" and summary["drop_prob"] == 0.7
     assert "Los-loop gde-gru" in proc.stdout and "15min MAE" in proc.stdout
+
+
+def test_time_of_day_channels(root):
+    args = tf.parse_args(["--root", str(root), "--history", "6", "--time-of-day"])
+    series, _, splits = tf.prepare(args)
+    x = splits["train"].x
+    assert x.shape[-1] == 3
+    # sine and cosine of the daily phase, the same at every sensor, 288 steps per day
+    phase = torch.atan2(x[:, :, 0, 1], x[:, :, 0, 2])
+    step = torch.remainder(phase[:, 1:] - phase[:, :-1], 2 * math.pi)
+    torch.testing.assert_close(step, torch.full_like(step, 2 * math.pi / 288))
+    assert torch.equal(x[..., 1:], x[:, :, :1, 1:].expand_as(x[..., 1:]))
+    plain = tf.prepare(tf.parse_args(["--root", str(root), "--history", "6"]))[2]
+    assert torch.equal(plain["train"].x[..., 0], x[..., 0])
+
+
+@pytest.mark.parametrize("loss", ["mse", "huber"])
+def test_losses_and_time_of_day_train(root, loss):
+    args = tf.parse_args(["--root", str(root), "--model", "gcgru", "--epochs", "3", "--history", "6",
+                          "--hidden", "8", "--batch-size", "8", "--loss", loss, "--time-of-day"])
+    series, scaler, splits = tf.prepare(args)
+    result = tf.run(args, series, scaler, splits, seed=0)
+    assert math.isfinite(result["metrics"]["15min"]["rmse"])
+
+
+def test_torchrun_two_processes(root, tmp_path):
+    out = tmp_path / "out.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               GLOO_SOCKET_IFNAME=os.environ.get("GLOO_SOCKET_IFNAME", "lo"))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", str(ROOT / "examples" / "traffic_forecasting.py"),
+                           "--distributed", "--root", str(root), "--model", "gde-gru",
+                           "--epochs", "2", "--history", "6", "--hidden", "8", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(out.read_text())
+    assert summary["world_size"] == 2
+    assert proc.stdout.count("Los-loop gde-gru") == 1  # rank 0 alone reports
