@@ -33,6 +33,8 @@ from graphode import distributed
 from graphode.data import DataNotFoundError, contextual_sbm, large_contextual_sbm, load_planetoid
 from graphode.loader import neighbor_loader
 from graphode.nn import GDEConv, LinearDiffusion
+from graphode.training import (TrainingDiverged, check_loss, load_checkpoint, rng_state,
+                               save_atomic, set_rng_state)
 
 try:
     from tqdm import tqdm
@@ -157,6 +159,10 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--root", help="data root (else $GRAPHODE_DATA, else datasets/)")
     p.add_argument("--json", help="write a summary JSON here")
+    p.add_argument("--checkpoint", help="save the training state here after every epoch "
+                                        "(atomically: a killed run leaves the last one whole)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint; ends exactly as an uninterrupted run")
     p.add_argument("--plot", help="write loss and accuracy curves (PNG) here")
     args = p.parse_args(argv)
     defaults = DEFAULTS[args.model]
@@ -170,6 +176,8 @@ def parse_args(argv=None):
     except ValueError:
         p.error(f"--num-neighbors takes comma-separated integers such as 10,10, "
                 f"not {args.num_neighbors!r}")
+    if args.resume and not args.checkpoint:
+        p.error("--resume continues from a checkpoint: give its path with --checkpoint PATH")
     if args.batch_size is not None and args.batch_size < 1:
         p.error(f"--batch-size must be a positive number of seed nodes, not {args.batch_size}")
     return args
@@ -254,7 +262,9 @@ def test(model, data, loaders=None):
     return accs
 
 
-def run(args, data, num_classes, seed, ctx=None):
+def run(args, data, num_classes, seed, ctx=None, saved=None, save=None):
+    """Train one seed. ``saved``: a checkpoint of this seed to continue from; ``save(state)``
+    is called after every epoch with everything needed to continue exactly."""
     ctx = ctx or distributed.Context(device=torch.device(args.device))
     torch.manual_seed(seed)
     solver = dict(t_span=(0.0, args.t_end), method=args.method, rtol=args.rtol, atol=args.atol,
@@ -276,26 +286,37 @@ def run(args, data, num_classes, seed, ctx=None):
                         for mask in (data.train_mask, data.val_mask, data.test_mask)]
     best = dict(val=-1.0, test=0.0, epoch=0)
     curves = dict(loss=[], train=[], val=[], test=[])
-    nfe_f = nfe_b = 0
-    start = time.perf_counter()
-    epoch = 0
-    for epoch in range(1, args.epochs + 1):
+    epoch, nfe_f, nfe_b, elapsed = 0, 0, 0, 0.0
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        set_rng_state(saved["rng"])
+        best, curves, epoch = saved["best"], saved["curves"], saved["epoch"]
+        nfe_f, nfe_b, elapsed = saved["nfe_forward"], saved["nfe_backward"], saved["elapsed"]
+    while epoch < args.epochs and epoch - best["epoch"] < args.patience:
+        epoch += 1
+        start = time.perf_counter()
         if loader is None:
             loss, f, b = train(net, model, data, opt, ctx, train_index)
         else:
             loss, f, b = train_batches(net, model, loader, opt, ctx)
+        check_loss(loss, epoch)
         nfe_f, nfe_b = nfe_f + f, nfe_b + b
         # Every rank sees the same numbers, so every rank stops at the same epoch.
         tr, va, te = (ctx.all_mean(a) for a in test(model, data, eval_loaders))
+        elapsed += time.perf_counter() - start
         for key, v in zip(curves, (loss, tr, va, te)):
             curves[key].append(v)
         if va > best["val"]:
             best = dict(val=va, test=te, epoch=epoch)
-        if epoch - best["epoch"] >= args.patience:
-            break
-    seconds = (time.perf_counter() - start) / epoch
-    return dict(best, epochs=epoch, nfe_forward=nfe_f / epoch, nfe_backward=nfe_b / epoch,
-                seconds_per_epoch=seconds, curves=curves)
+        if save is not None:
+            save(dict(model=model.state_dict(), optimizer=opt.state_dict(), rng=rng_state(),
+                      best=best, curves=curves, epoch=epoch, nfe_forward=nfe_f,
+                      nfe_backward=nfe_b, elapsed=elapsed))
+    epochs = max(epoch, 1)
+    return dict(best, epochs=epoch, nfe_forward=nfe_f / epochs, nfe_backward=nfe_b / epochs,
+                seconds_per_epoch=elapsed / epochs, curves=curves,
+                parameters={k: v.detach().cpu() for k, v in model.state_dict().items()})
 
 
 def plot(path, runs, title):
@@ -327,8 +348,37 @@ def main(argv=None):
         distributed.Context(device=torch.device(args.device))
     try:
         return report(args, ctx)
+    except TrainingDiverged as err:
+        raise SystemExit(f"stopped: {err}") from err
     finally:
         distributed.teardown()
+
+
+# Settings that do not change the result, and so may differ when a run is resumed.
+PLUMBING = {"json", "plot", "checkpoint", "resume", "device"}
+
+
+def seeds_with_checkpoints(args, data, num_classes, ctx, seeds):
+    """Each seed's run; with --checkpoint the state is saved after every epoch (by rank 0)
+    and after every finished seed, and --resume picks up where the checkpoint left off."""
+    config = {k: v for k, v in vars(args).items() if k not in PLUMBING}
+    state = load_checkpoint(args.checkpoint, config) if args.resume else \
+        dict(config=config, runs=[], current=None)
+    runs = state["runs"]
+
+    def save(current):
+        if args.checkpoint and ctx.main:
+            save_atomic(dict(state, runs=runs, current=current), args.checkpoint)
+
+    for seed in seeds:
+        if seed < len(runs):
+            continue
+        current = state["current"] if state["current"] and state["current"]["seed"] == seed \
+            else None
+        runs.append(run(args, data, num_classes, seed, ctx, saved=current,
+                        save=lambda s, seed=seed: save(dict(s, seed=seed))))
+        save(None)
+    return runs
 
 
 def report(args, ctx):
@@ -340,7 +390,7 @@ def report(args, ctx):
     num_classes = int(data.y.max()) + 1
     seeds = range(args.seeds) if not ctx.main else \
         tqdm(range(args.seeds), desc=f"{args.model} on {name}")
-    runs = [run(args, data, num_classes, seed, ctx) for seed in seeds]
+    runs = seeds_with_checkpoints(args, data, num_classes, ctx, seeds)
     if not ctx.main:
         return None
     tests = [r["test"] for r in runs]

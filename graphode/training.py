@@ -1,0 +1,101 @@
+"""Training that loses nothing: atomic checkpoints, exact resumption, divergence guards.
+
+A checkpoint is a dict saved with :func:`save_atomic` (written to a temporary file beside the
+target, flushed to disk, then renamed over it, so a run killed mid-write leaves the previous
+checkpoint whole). :func:`rng_state` and :func:`set_rng_state` carry the random streams, so
+that a resumed run draws the same dropout masks and batches as one never stopped.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+
+__all__ = ["save_atomic", "load_checkpoint", "rng_state", "set_rng_state", "TrainingDiverged",
+           "check_loss", "CheckpointMismatch"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite (or exploded past a bound)."""
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint was written by a run with other settings than the one resuming it."""
+
+
+def save_atomic(state: Mapping[str, Any], path) -> None:
+    """``torch.save(state, path)`` such that ``path`` holds either the old or the new
+    checkpoint, never a torn one, even if the process is killed while writing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(dict(state), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path, expect: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Load a checkpoint and check that the settings it was written with (its ``"config"``
+    entry) agree with ``expect`` on every key they share.
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``path``.
+        CheckpointMismatch: a setting differs; the message names it and both values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: run once with --checkpoint {path} "
+                                f"(without --resume) to create it")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    saved = state.get("config", {})
+    for key, value in (expect or {}).items():
+        if key in saved and saved[key] != value:
+            raise CheckpointMismatch(
+                f"checkpoint {path} was written with {key}={saved[key]!r}, but this run has "
+                f"{key}={value!r}; resume with the same settings or start a new checkpoint")
+    return state
+
+
+def rng_state() -> Dict[str, Any]:
+    """The random streams a training loop draws from: torch (CPU and every CUDA device) and
+    Python's ``random``."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def check_loss(loss: float, epoch: int, limit: float = 1e8) -> None:
+    """Stop training when the loss is NaN, infinite or above ``limit``, with a message that
+    names the epoch and what to change.
+
+    Raises:
+        TrainingDiverged
+    """
+    if math.isfinite(loss) and abs(loss) <= limit:
+        return
+    what = "is not finite" if not math.isfinite(loss) else f"exploded past {limit:g}"
+    raise TrainingDiverged(
+        f"the training loss {what} ({loss}) at epoch {epoch}. Lower --lr, or make the solve "
+        f"more careful: a smaller --step-size, tighter --rtol / --atol, or an adaptive "
+        f"--method such as dopri5. The last good checkpoint (if --checkpoint was given) is kept.")
