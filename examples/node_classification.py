@@ -33,8 +33,8 @@ from graphode import distributed
 from graphode.data import DataNotFoundError, contextual_sbm, large_contextual_sbm, load_planetoid
 from graphode.loader import neighbor_loader
 from graphode.nn import GDEConv, LinearDiffusion
-from graphode.training import (TrainingDiverged, check_loss, load_checkpoint, rng_state,
-                               save_atomic, set_rng_state)
+from graphode.training import (TrainingDiverged, check_loss, rng_state, run_seeds, set_rng_state,
+                               settings)
 
 try:
     from tqdm import tqdm
@@ -354,33 +354,6 @@ def main(argv=None):
         distributed.teardown()
 
 
-# Settings that do not change the result, and so may differ when a run is resumed.
-PLUMBING = {"json", "plot", "checkpoint", "resume", "device"}
-
-
-def seeds_with_checkpoints(args, data, num_classes, ctx, seeds):
-    """Each seed's run; with --checkpoint the state is saved after every epoch (by rank 0)
-    and after every finished seed, and --resume picks up where the checkpoint left off."""
-    config = {k: v for k, v in vars(args).items() if k not in PLUMBING}
-    state = load_checkpoint(args.checkpoint, config) if args.resume else \
-        dict(config=config, runs=[], current=None)
-    runs = state["runs"]
-
-    def save(current):
-        if args.checkpoint and ctx.main:
-            save_atomic(dict(state, runs=runs, current=current), args.checkpoint)
-
-    for seed in seeds:
-        if seed < len(runs):
-            continue
-        current = state["current"] if state["current"] and state["current"]["seed"] == seed \
-            else None
-        runs.append(run(args, data, num_classes, seed, ctx, saved=current,
-                        save=lambda s, seed=seed: save(dict(s, seed=seed))))
-        save(None)
-    return runs
-
-
 def report(args, ctx):
     data, name = load(args)
     # Row-normalised bag-of-words features, as in Kipf and Welling and the GDE paper.
@@ -390,7 +363,9 @@ def report(args, ctx):
     num_classes = int(data.y.max()) + 1
     seeds = range(args.seeds) if not ctx.main else \
         tqdm(range(args.seeds), desc=f"{args.model} on {name}")
-    runs = seeds_with_checkpoints(args, data, num_classes, ctx, seeds)
+    runs = run_seeds(seeds, lambda seed, saved, save: run(args, data, num_classes, seed, ctx,
+                                                          saved, save),
+                     args.checkpoint, args.resume, config=settings(args), write=ctx.main)
     if not ctx.main:
         return None
     tests = [r["test"] for r in runs]

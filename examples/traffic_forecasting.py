@@ -27,12 +27,17 @@ from graphode.data import (StandardScaler, Windows, chronological_split, drop_ob
                            load_series, sliding_windows)
 from graphode.metrics import forecast_metrics, masked_huber, masked_mae, masked_mse
 from graphode.nn import GDEGRU, HistoricalAverage, RecurrentForecaster
+from graphode.training import (TrainingDiverged, check_loss, rng_state, run_seeds, set_rng_state,
+                               settings)
 
 try:
     from tqdm import tqdm
 except ImportError:  # the progress bar is a nicety
-    def tqdm(iterable, **_):
-        return iterable
+    class tqdm:  # noqa: N801 - stands in for tqdm.tqdm
+        def __init__(self, *_, **__):
+            pass
+
+        update = set_postfix = close = __init__
 
 MODELS = ("ha", "gru", "gcgru", "gde-gru")
 LOSSES = {"mae": masked_mae, "mse": masked_mse, "huber": masked_huber}
@@ -70,7 +75,14 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", help="write the test metrics here")
     p.add_argument("--plot", help="write predicted against true speed for a few sensors (PNG)")
-    return p.parse_args(argv)
+    p.add_argument("--checkpoint", help="save the training state here after every epoch "
+                                        "(atomically: a killed run leaves the last one whole)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint; ends exactly as an uninterrupted run")
+    args = p.parse_args(argv)
+    if args.resume and not args.checkpoint:
+        p.error("--resume continues from a checkpoint: give its path with --checkpoint PATH")
+    return args
 
 
 def prepare(args):
@@ -143,7 +155,9 @@ def predict(model, windows, graph, times, query, scaler, batch_size, device):
     return torch.cat(out)
 
 
-def run(args, series, scaler, splits, seed, ctx=None):
+def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
+    """Train one seed and forecast the test part. ``saved``: a checkpoint of this seed to
+    continue from; ``save(state)`` is called after every epoch."""
     ctx = ctx or distributed.Context(device=torch.device(args.device))
     torch.manual_seed(seed)
     device = ctx.device
@@ -161,31 +175,44 @@ def run(args, series, scaler, splits, seed, ctx=None):
     if ctx.distributed:  # the same number of batches on every rank
         train = train.subset(ctx.shard(torch.arange(len(train)), equal=True))
     best = dict(val=float("inf"), epoch=0, state=copy.deepcopy(model.state_dict()))
-    start, epoch, nfe = time.perf_counter(), 0, []
+    epoch, nfe, elapsed = 0, [], 0.0
     if params:
         opt = torch.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
         gen = torch.Generator().manual_seed(seed)
-        bar = tqdm(range(1, args.epochs + 1), desc=f"{args.model} seed {seed}", leave=False,
-                   disable=not ctx.main)
-        for epoch in bar:
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            set_rng_state(saved["rng"])
+            gen.set_state(saved["shuffle"])
+            best, epoch, nfe, elapsed = saved["best"], saved["epoch"], saved["nfe"], saved["elapsed"]
+        bar = tqdm(total=args.epochs, initial=epoch, desc=f"{args.model} seed {seed}",
+                   leave=False, disable=not ctx.main)
+        while epoch < args.epochs and epoch - best["epoch"] < args.patience:
+            epoch += 1
+            start = time.perf_counter()
             model.train()
             for x, y, mask in train.batches(args.batch_size, shuffle=True, generator=gen):
                 opt.zero_grad()
                 pred = forecast(net, series, times, query, x.to(device), mask.to(device), scaler)
                 loss = LOSSES[args.loss](pred, y.to(device))
+                check_loss(loss.item(), epoch)  # before the step: the parameters stay good
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 5.0)
                 opt.step()
                 if hasattr(model, "stats"):
                     nfe.append(model.stats.nfe)
             val = float(LOSSES[args.loss](evaluate("val"), splits["val"].y))
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
+            elapsed += time.perf_counter() - start
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
             if val < best["val"]:
                 best = dict(val=val, epoch=epoch, state=copy.deepcopy(model.state_dict()))
-            if epoch - best["epoch"] >= args.patience:
-                break
-    seconds = (time.perf_counter() - start) / max(epoch, 1)
+            if save is not None:
+                save(dict(model=model.state_dict(), optimizer=opt.state_dict(), rng=rng_state(),
+                          shuffle=gen.get_state(), best=best, epoch=epoch, nfe=nfe,
+                          elapsed=elapsed))
+        bar.close()
+    seconds = elapsed / max(epoch, 1)
     model.load_state_dict(best["state"])
     pred = evaluate("test")
     return dict(metrics=forecast_metrics(pred, splits["test"].y, interval=series.interval),
@@ -222,13 +249,18 @@ def main(argv=None):
         distributed.Context(device=torch.device(args.device))
     try:
         return report(args, ctx)
+    except TrainingDiverged as err:
+        raise SystemExit(f"stopped: {err}") from err
     finally:
         distributed.teardown()
 
 
 def report(args, ctx):
     series, scaler, splits = prepare(args)
-    runs = [run(args, series, scaler, splits, seed, ctx) for seed in range(args.seeds)]
+    runs = run_seeds(range(args.seeds),
+                     lambda seed, saved, save: run(args, series, scaler, splits, seed, ctx,
+                                                   saved, save),
+                     args.checkpoint, args.resume, config=settings(args), write=ctx.main)
     if not ctx.main:
         return None
     metrics = {h: {k: st.mean(r["metrics"][h][k] for r in runs) for k in ("mae", "rmse", "mape")}

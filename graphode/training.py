@@ -12,12 +12,15 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
 import torch
 
 __all__ = ["save_atomic", "load_checkpoint", "rng_state", "set_rng_state", "TrainingDiverged",
-           "check_loss", "CheckpointMismatch"]
+           "check_loss", "CheckpointMismatch", "run_seeds", "settings"]
+
+# Flags of the examples that do not change a result: a resumed run may change them.
+OUTPUTS = ("json", "plot", "checkpoint", "resume", "device", "distributed")
 
 
 class TrainingDiverged(RuntimeError):
@@ -99,3 +102,40 @@ def check_loss(loss: float, epoch: int, limit: float = 1e8) -> None:
         f"the training loss {what} ({loss}) at epoch {epoch}. Lower --lr, or make the solve "
         f"more careful: a smaller --step-size, tighter --rtol / --atol, or an adaptive "
         f"--method such as dopri5. The last good checkpoint (if --checkpoint was given) is kept.")
+
+
+def run_seeds(seeds: Iterable[int], run_one: Callable[..., Dict[str, Any]],
+              checkpoint=None, resume: bool = False, config: Optional[Mapping[str, Any]] = None,
+              write: bool = True) -> List[Dict[str, Any]]:
+    """Run ``run_one(seed, saved, save)`` for every seed, with checkpoints.
+
+    ``run_one`` trains one seed: it continues from ``saved`` (its own state dict from an
+    earlier ``save``, or ``None`` for a fresh start) and calls ``save(state)`` after every
+    epoch. With ``checkpoint`` the finished runs and the current seed's latest state are
+    written there atomically (only where ``write``, e.g. on rank 0); with ``resume`` finished
+    seeds are skipped and the interrupted one continues. ``config`` holds the settings a
+    resumed run must share with the one that wrote the checkpoint.
+    """
+    config = dict(config or {})
+    state = load_checkpoint(checkpoint, config) if resume else \
+        dict(config=config, runs=[], current=None)
+    runs = state["runs"]
+
+    def save(current):
+        if checkpoint and write:
+            save_atomic(dict(state, runs=runs, current=current), checkpoint)
+
+    for seed in seeds:
+        if seed < len(runs):
+            continue
+        current = state["current"]
+        saved = current["state"] if current and current["seed"] == seed else None
+        runs.append(run_one(seed, saved, lambda s, seed=seed: save(dict(seed=seed, state=s))))
+        save(None)
+    return runs
+
+
+def settings(args, exclude: Iterable[str] = OUTPUTS) -> Dict[str, Any]:
+    """The parsed flags that shape a run's result (an ``argparse.Namespace`` less its
+    output and placement flags): the ``config`` a resumed run must share."""
+    return {k: v for k, v in vars(args).items() if k not in set(exclude)}

@@ -29,7 +29,8 @@ def saved_epoch(path):
         state = torch.load(path, weights_only=False)
     except (FileNotFoundError, EOFError, RuntimeError):
         return -1
-    return 40 * len(state["runs"]) + (state["current"] or {}).get("epoch", 0)
+    current = state["current"]["state"]["epoch"] if state["current"] else 0
+    return 40 * len(state["runs"]) + current
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
@@ -86,7 +87,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert "the training loss is not finite (nan) at epoch 2" in proc.stderr
     assert "--lr" in proc.stderr and "--step-size" in proc.stderr
     state = torch.load(ckpt, weights_only=False)
-    assert state["current"]["epoch"] == 1
+    assert state["current"]["state"]["epoch"] == 1
 
 
 def test_resume_needs_a_checkpoint():

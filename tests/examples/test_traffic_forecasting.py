@@ -96,3 +96,32 @@ def test_torchrun_two_processes(root, tmp_path):
     summary = json.loads(out.read_text())
     assert summary["world_size"] == 2
     assert proc.stdout.count("Los-loop gde-gru") == 1  # rank 0 alone reports
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_reproduces_the_uninterrupted_run(root, tmp_path, monkeypatch):
+    import graphode.training
+
+    base = ["--root", str(root), "--model", "gcgru", "--history", "6", "--hidden", "8",
+            "--batch-size", "8", "--epochs", "4", "--patience", "50", "--seeds", "2"]
+    whole = tf.main(base)
+    ckpt = str(tmp_path / "run.pt")
+    write = graphode.training.save_atomic
+
+    def dies_after_epoch_2_of_seed_1(state, path):
+        write(state, path)
+        current = state["current"]
+        if current and current["seed"] == 1 and current["state"]["epoch"] == 2:
+            raise Killed
+
+    monkeypatch.setattr(graphode.training, "save_atomic", dies_after_epoch_2_of_seed_1)
+    with pytest.raises(Killed):
+        tf.main(base + ["--checkpoint", ckpt])
+    monkeypatch.undo()
+    torch.manual_seed(12345)  # whatever the process drew since, the checkpoint decides
+    resumed = tf.main(base + ["--checkpoint", ckpt, "--resume"])
+    assert resumed["metrics"] == whole["metrics"]
+    assert resumed["epochs"] == whole["epochs"] == 4
