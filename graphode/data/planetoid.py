@@ -5,12 +5,13 @@ root holds them does PyG download them into the repository's git-ignored ``datas
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import torch
 from torch_geometric.data import Data
 
-from .root import DataNotFoundError, default_root, find_data, not_found
+from .root import DataNotFoundError, default_root, find_data, format_error, not_found
 
 __all__ = ["PLANETOID", "load_planetoid"]
 
@@ -45,6 +46,7 @@ def load_planetoid(name: str, root: Optional[str] = None, download: bool = True,
     folder = find_data(relative, files, root)
     if folder is not None:
         from torch_geometric.io import read_planetoid_data
+        _validate(folder, key)
         return read_planetoid_data(str(folder), key)
     # PubMed's offline copy lacks one file: say exactly which, rather than "not found".
     partial = find_data(relative, [f for f in files if f != f"ind.{key}.allx"], root)
@@ -73,11 +75,10 @@ def _random_allx(folder: str, key: str) -> Data:
     """The Planetoid graph of ``folder`` without ``ind.<key>.allx``: its first rows are the
     training features ``ind.<key>.x``; the rest (validation and unlabelled nodes) are uniform
     random numbers with the test features' row sum, seeded so every call agrees."""
-    from torch_geometric.io.planetoid import edge_index_from_dict, read_file
+    from torch_geometric.io.planetoid import edge_index_from_dict
     from torch_geometric.utils import index_to_mask
 
-    x, tx, y, ty, ally, graph, test_index = (read_file(folder, key, n) for n in
-                                             ("x", "tx", "y", "ty", "ally", "graph", "test.index"))
+    x, tx, y, ty, ally, graph, test_index = _validate(Path(folder), key, with_allx=False)
     fill = torch.rand(ally.size(0), tx.size(1), generator=torch.Generator().manual_seed(0))
     allx = fill * (tx.sum(1).mean() / fill.sum(1, keepdim=True))
     allx[:x.size(0)] = x
@@ -91,3 +92,78 @@ def _random_allx(folder: str, key: str) -> Data:
                 train_mask=index_to_mask(torch.arange(y.size(0)), n),
                 val_mask=index_to_mask(torch.arange(y.size(0), y.size(0) + 500), n),
                 test_mask=index_to_mask(test_index, n))
+
+
+def _read(folder: Path, key: str, part: str):
+    """One raw Planetoid file, with any failure turned into an error naming it."""
+    from torch_geometric.io.planetoid import read_file
+
+    path = folder / f"ind.{key}.{part}"
+    if path.stat().st_size == 0:
+        raise format_error(path, "the file is empty", "Planetoid's pickled data")
+    try:
+        value = read_file(str(folder), key, part)
+    except Exception as err:
+        what = "one node index per line" if part == "test.index" else \
+            "a pickled scipy matrix, numpy array or (for graph) dict"
+        raise format_error(path, f"not readable ({type(err).__name__}: {err})", what) from None
+    if part == "graph":
+        if not isinstance(value, dict) or not all(isinstance(v, (list, tuple, set)) or
+                                                   hasattr(v, "__iter__") for v in value.values()):
+            raise format_error(path, f"holds a {type(value).__name__}",
+                               "a dict from node index to the list of its neighbours")
+        return value
+    if value.dim() not in (1, 2) or value.numel() == 0:
+        raise format_error(path, f"holds an array of shape {tuple(value.shape)}",
+                           "a non-empty matrix" if part != "test.index" else "node indices")
+    if not torch.isfinite(value.float()).all():
+        raise format_error(path, "holds NaN or inf values", "finite numbers")
+    return value
+
+
+def _validate(folder: Path, key: str, with_allx: bool = True):
+    """Read every raw file of a Planetoid dataset and check that they agree with each other,
+    so that malformed data fails with a message naming the file instead of deep in PyG."""
+    parts = ["x", "tx", "y", "ty", "ally", "graph", "test.index"] + (["allx"] if with_allx else [])
+    x, tx, y, ty, ally, graph, test_index, *allx = (_read(folder, key, p) for p in parts)
+
+    def name(part):
+        return folder / f"ind.{key}.{part}"
+
+    for a, b, pa, pb in ((x, y, "x", "y"), (tx, ty, "tx", "ty")) + \
+            (((allx[0], ally, "allx", "ally"),) if allx else ()):
+        if a.dim() != 2 or a.size(0) != b.size(0):
+            raise format_error(name(pa), f"has {a.size(0)} rows but {name(pb).name} has "
+                                         f"{b.size(0)}", "one row per labelled node in both")
+    for a, pa in ((tx, "tx"),) + (((allx[0], "allx"),) if allx else ()):
+        if a.size(1) != x.size(1):
+            raise format_error(name(pa), f"has {a.size(1)} feature columns but "
+                                         f"{name('x').name} has {x.size(1)}",
+                               "the same features in x, tx and allx")
+    for a, pa in ((ty, "ty"), (ally, "ally")):
+        if a.dim() != 2 or a.size(1) != y.size(1):
+            raise format_error(name(pa), f"has {a.size(-1)} label columns but "
+                                         f"{name('y').name} has {y.size(1)}",
+                               "one-hot labels with the same classes in y, ty and ally")
+    if ally.size(0) < y.size(0) + 500:
+        raise format_error(name("ally"), f"has {ally.size(0)} rows, fewer than the {y.size(0)} "
+                                         f"training nodes plus 500", "Planetoid's public split: "
+                                         "500 validation nodes after the training nodes")
+    num_nodes = max(ally.size(0) + ty.size(0), len(graph))
+    if key != "citeseer" and test_index.numel() != tx.size(0):
+        raise format_error(name("test.index"), f"lists {test_index.numel()} nodes but "
+                                               f"{name('tx').name} has {tx.size(0)} rows",
+                           "one test node index per row of tx")
+    if test_index.dtype.is_floating_point or test_index.min() < 0 or \
+            test_index.max() >= max(num_nodes, ally.size(0) + int(test_index.numel())):
+        raise format_error(name("test.index"), f"holds indices from {int(test_index.min())} to "
+                                               f"{int(test_index.max())}",
+                           f"node indices in 0..{num_nodes - 1}")
+    bad = [(k, v) for k, vs in graph.items() for v in vs
+           if not (isinstance(k, int) and isinstance(v, int) and 0 <= k < num_nodes
+                   and 0 <= v < num_nodes)]
+    if bad:
+        raise format_error(name("graph"), f"links {bad[0][0]!r} to {bad[0][1]!r}, outside the "
+                                          f"{num_nodes} nodes",
+                           f"integer node indices in 0..{num_nodes - 1}")
+    return x, tx, y, ty, ally, graph, test_index

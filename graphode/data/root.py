@@ -5,11 +5,20 @@ import os
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-__all__ = ["DataNotFoundError", "candidate_roots", "find_data", "default_root"]
+__all__ = ["DataNotFoundError", "DataFormatError", "candidate_roots", "find_data", "default_root"]
 
 
 class DataNotFoundError(FileNotFoundError):
     """No data root holds the files; the message lists the places searched and the fixes."""
+
+
+class DataFormatError(ValueError):
+    """A data file is not in the expected format: the message names the file, the problem and
+    what was expected. Nothing half-loaded is returned."""
+
+
+def format_error(path, problem: str, expected: str) -> DataFormatError:
+    return DataFormatError(f"{path}: {problem}; expected {expected}")
 
 
 def default_root() -> Path:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .root import DataNotFoundError, default_root, find_data, not_found
+from .root import DataFormatError, DataNotFoundError, default_root, find_data, not_found
 
 __all__ = ["GraphSeries", "SeriesFormatError", "read_tgcn_csv", "read_dcrnn", "read_pems",
            "read_pyg_temporal", "load_series", "SERIES"]
@@ -39,7 +39,7 @@ __all__ = ["GraphSeries", "SeriesFormatError", "read_tgcn_csv", "read_dcrnn", "r
 PathLike = Union[str, Path]
 
 
-class SeriesFormatError(ValueError):
+class SeriesFormatError(DataFormatError):
     """A data file is not in the expected format; the message names the file and the fix."""
 
 
@@ -123,8 +123,12 @@ def _dense_to_graph(adj: np.ndarray, path: PathLike, num_nodes: int
 
 
 def _read_numeric_csv(path: Path, header: bool) -> Tuple[List[str], np.ndarray]:
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError as err:
+        raise _fail(path, f"not UTF-8 text (byte {err.start} cannot be decoded)",
+                    "a comma-separated text file") from None
     if not rows:
         raise _fail(path, "no rows", "comma-separated numbers")
     head: List[str] = []
@@ -248,8 +252,12 @@ def read_pems(npz_path: PathLike, distance_path: PathLike, name: str = "PeMS", c
                               "for", "shape (T, N, F) with the channel within F")
     signal = _check_signal(data[..., channel], npz_path, "'data' array")
     n = signal.size(1)
-    with open(distance_path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r]
+    try:
+        with open(distance_path, newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.reader(f) if r]
+    except UnicodeDecodeError as err:
+        raise _fail(distance_path, f"not UTF-8 text (byte {err.start} cannot be decoded)",
+                    "a comma-separated text file of from,to,cost") from None
     if rows and not _is_float(rows[0][0]):
         rows = rows[1:]  # a header
     if not rows:
