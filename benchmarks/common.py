@@ -60,8 +60,11 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+CPU = torch.device("cpu")
+
+
 def paired(a: Callable[[], object], b: Callable[[], object], reps: int = 15, warmup: int = 2,
-           device: torch.device = torch.device("cpu")) -> Dict[str, float]:
+           device: torch.device = CPU) -> Dict[str, float]:
     """Time ``a`` and ``b`` alternately; the median of the per-pair ratios a/b, and the spread."""
     for _ in range(warmup):
         a(), b()

@@ -33,8 +33,14 @@ from graphode import distributed
 from graphode.data import DataNotFoundError, contextual_sbm, large_contextual_sbm, load_planetoid
 from graphode.loader import neighbor_loader
 from graphode.nn import GDEConv, LinearDiffusion
-from graphode.training import (TrainingDiverged, check_loss, rng_state, run_seeds, set_rng_state,
-                               settings)
+from graphode.training import (
+    TrainingDiverged,
+    check_loss,
+    rng_state,
+    run_seeds,
+    set_rng_state,
+    settings,
+)
 
 try:
     from tqdm import tqdm

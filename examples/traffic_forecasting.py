@@ -23,12 +23,24 @@ import time
 import torch
 
 from graphode import distributed
-from graphode.data import (StandardScaler, Windows, chronological_split, drop_observations,
-                           load_series, sliding_windows)
+from graphode.data import (
+    StandardScaler,
+    Windows,
+    chronological_split,
+    drop_observations,
+    load_series,
+    sliding_windows,
+)
 from graphode.metrics import forecast_metrics, masked_huber, masked_mae, masked_mse
 from graphode.nn import GDEGRU, HistoricalAverage, RecurrentForecaster
-from graphode.training import (TrainingDiverged, check_loss, rng_state, run_seeds, set_rng_state,
-                               settings)
+from graphode.training import (
+    TrainingDiverged,
+    check_loss,
+    rng_state,
+    run_seeds,
+    set_rng_state,
+    settings,
+)
 
 try:
     from tqdm import tqdm
@@ -167,8 +179,10 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
     times = torch.arange(args.history, dtype=torch.float32, device=device)
     query = times[-1] + torch.arange(1, args.horizon + 1, dtype=torch.float32, device=device)
     model = build(args, args.horizon, splits["train"].x.size(-1)).to(device)
-    evaluate = lambda split: predict(model, splits[split], series, times, query, scaler,
-                                     args.batch_size, device)
+    def evaluate(split):
+        return predict(model, splits[split], series, times, query, scaler, args.batch_size,
+                       device)
+
     params = list(model.parameters())
     net = ctx.wrap(model) if params else model
     train = splits["train"]

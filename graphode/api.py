@@ -9,8 +9,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from .gradients import (GRADIENT_MODES, Problem, adjoint_solve, attach_time_gradients,
-                        checkpoint_solve, resolve_params)
+from .gradients import (
+    GRADIENT_MODES,
+    Problem,
+    adjoint_solve,
+    attach_time_gradients,
+    checkpoint_solve,
+    resolve_params,
+)
 from .solvers.integrate import IntegrationConfig, SolverStats, integrate
 from .solvers.per_graph import integrate_per_graph
 from .solvers.tableaux import FIXED_GRID_METHODS, get_tableau
@@ -329,7 +335,8 @@ def _flatten_state(y0: Any) -> Tuple[Tensor, Optional[List[torch.Size]]]:
 
 
 def _config_from_options(method: Optional[str], rtol: Any, atol: Any, options: Optional[Dict],
-                         values: List[float], func: Callable, y0: Tensor, t: Tensor,
+                         values: List[float], func: Callable,
+                         y0: Union[Tensor, Tuple[Tensor, ...]], t: Tensor,
                          shapes: Optional[List[torch.Size]]) -> IntegrationConfig:
     method = "dopri5" if method is None else method
     tableau = get_tableau(method)

@@ -3,7 +3,6 @@
 Run alone with ``python -m pytest tests/test_properties.py -q``; each property draws a few
 dozen cases, small enough for CI.
 """
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

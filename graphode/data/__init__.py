@@ -3,9 +3,17 @@ from .planetoid import PLANETOID, load_planetoid
 from .root import DataFormatError, DataNotFoundError, candidate_roots, find_data
 from .series import StandardScaler, Windows, chronological_split, drop_observations, sliding_windows
 from .synthetic import contextual_sbm, large_contextual_sbm
+from .traffic import (
+                      SERIES,
+                      GraphSeries,
+                      SeriesFormatError,
+                      load_series,
+                      read_dcrnn,
+                      read_pems,
+                      read_pyg_temporal,
+                      read_tgcn_csv,
+)
 from .tu import TU, load_tu, stratified_folds
-from .traffic import (SERIES, GraphSeries, SeriesFormatError, load_series, read_dcrnn, read_pems,
-                      read_pyg_temporal, read_tgcn_csv)
 
 __all__ = ["PLANETOID", "load_planetoid", "DataNotFoundError", "DataFormatError", "candidate_roots", "find_data",
            "contextual_sbm", "large_contextual_sbm", "GraphSeries", "SeriesFormatError", "SERIES", "load_series",

@@ -365,15 +365,15 @@ def _node_link(doc, path: Path, name: str) -> GraphSeries:
         ids = [node["id"] if "id" in node else node["bus_stop"] for node in doc["nodes"]]
         series = np.asarray([node["y"] for node in doc["nodes"]], dtype=np.float64).T
         index = {v: i for i, v in enumerate(ids)}
-        links = [(index[l["source"]], index[l["target"]], float(l.get("weight", 1.0)))
-                 for l in doc["links"]]
+        links = [(index[link["source"]], index[link["target"]], float(link.get("weight", 1.0)))
+                 for link in doc["links"]]
     except (KeyError, TypeError, ValueError) as err:
         raise _fail(path, f"a node or link is malformed ({type(err).__name__}: {err})",
                     "node-link JSON whose nodes carry an id and a 'y' series") from None
     signal = _check_signal(series, path, "node series")
-    links = [l for l in links if l[0] != l[1]]
-    edge_index = torch.tensor([[l[0] for l in links], [l[1] for l in links]], dtype=torch.long)
-    weight = torch.tensor([l[2] for l in links], dtype=torch.float32)
+    links = [link for link in links if link[0] != link[1]]
+    edge_index = torch.tensor([[a for a, _, _ in links], [b for _, b, _ in links]], dtype=torch.long)
+    weight = torch.tensor([w for _, _, w in links], dtype=torch.float32)
     return GraphSeries(name, signal, edge_index.view(2, -1), weight, None, [str(i) for i in ids])
 
 
@@ -434,9 +434,9 @@ def load_series(name: str, root: Optional[str] = None) -> GraphSeries:
                                           online.strip()))
     paths: Sequence[Path] = [folder / f for f in files]
     if kind == "tgcn":
-        return read_tgcn_csv(*paths, name=proper)
+        return read_tgcn_csv(paths[0], paths[1], name=proper)
     if kind == "dcrnn":
-        return read_dcrnn(*paths, name=proper)
+        return read_dcrnn(paths[0], paths[1], name=proper)
     if kind == "pems":
-        return read_pems(*paths, name=proper)
+        return read_pems(paths[0], paths[1], name=proper)
     return read_pyg_temporal(paths[0], name=key)

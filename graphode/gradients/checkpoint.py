@@ -53,8 +53,9 @@ class _CheckpointSolve(torch.autograd.Function):
                 [adj] + [grad_ys[j] for j, _ in step.outputs], allow_unused=True)
             adj = grads[0] if grads[0] is not None else torch.zeros_like(adj)
             for i, g in enumerate(grads[1:]):
+                before = param_grads[i]
                 if g is not None:
-                    param_grads[i] = g if param_grads[i] is None else param_grads[i] + g
+                    param_grads[i] = g if before is None else before + g
         problem.stats.nfe_backward += calls[0]
         return (None, adj + grad_ys[0], *param_grads)
 

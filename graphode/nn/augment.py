@@ -9,7 +9,7 @@ from torch.nn import Module
 
 from ..api import solve
 from ..solvers.integrate import SolverStats
-from .field import GraphVectorField
+from .field import GraphVectorField, reset_parameters
 from .sparse import to_edge_index
 
 __all__ = ["TimeConcat", "SecondOrderGDEConv"]
@@ -40,7 +40,7 @@ class TimeConcat(Module):
         self.in_channels, self.out_channels = cout, cout
 
     def reset_parameters(self) -> None:
-        self.conv.reset_parameters()
+        reset_parameters(self.conv)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
                 t: Optional[Tensor] = None) -> Tensor:

@@ -16,9 +16,9 @@ from torch.nn import Module, ModuleList
 
 from .sparse import SparseOperator
 
-__all__ = ["GraphVectorField", "channels_of"]
+__all__ = ["GraphVectorField", "channels_of", "reset_parameters"]
 
-Plan = Callable[[Tensor], Tensor]
+Plan = Callable[..., Tensor]  # x -> f(x), or (x, t) -> f(x, t) for time-dependent layers
 
 
 def _accepts(module: Module, name: str) -> bool:
@@ -32,6 +32,13 @@ def _is_graph_layer(module: Module) -> bool:
     return _accepts(module, "edge_index")
 
 
+def reset_parameters(module: Module) -> None:
+    """Call ``module.reset_parameters()`` where the module has one."""
+    reset = getattr(module, "reset_parameters", None)
+    if callable(reset):
+        reset()
+
+
 def channels_of(layer: Module) -> Optional[Tuple[int, int]]:
     """``(in, out)`` channels of a message-passing layer, or ``None`` when it does not say."""
     cin, cout = getattr(layer, "in_channels", None), getattr(layer, "out_channels", None)
@@ -39,8 +46,9 @@ def channels_of(layer: Module) -> Optional[Tuple[int, int]]:
         cin = cin[0] if len(set(cin)) == 1 else None
     if not isinstance(cin, int) or not isinstance(cout, int) or cin <= 0:
         return None
-    if getattr(layer, "concat", False) and isinstance(getattr(layer, "heads", None), int):
-        cout *= layer.heads
+    heads = getattr(layer, "heads", None)
+    if getattr(layer, "concat", False) and isinstance(heads, int):
+        cout *= heads
     return cin, cout
 
 
@@ -177,8 +185,7 @@ class GraphVectorField(Module):
 
     def reset_parameters(self) -> None:
         for m in self.layers:
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+            reset_parameters(m)
 
     def bind(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
              dtype: torch.dtype, device: torch.device, control_input: Optional[Tensor] = None
@@ -195,8 +202,9 @@ class GraphVectorField(Module):
                 weight = edge_weight if takes_weight else None
                 if type(layer) in plans:
                     plan = plans[type(layer)](layer, edge_index, weight, num_nodes, dtype, device)
-                elif hasattr(layer, "graph_plan"):  # a layer that precomputes for itself
-                    plan = layer.graph_plan(edge_index, weight, num_nodes, dtype, device)
+                elif callable(own := getattr(layer, "graph_plan", None)):
+                    # a layer that precomputes for itself
+                    plan = own(edge_index, weight, num_nodes, dtype, device)
             if plan is None and is_graph:
                 plan = self._generic(layer, edge_index, edge_weight if takes_weight else None,
                                      takes_time)
@@ -216,11 +224,14 @@ class GraphVectorField(Module):
         if not self._calls:
             raise RuntimeError("GraphVectorField is not bound to a graph: call bind() first "
                                "(GDEConv does this in its forward)")
-        x = h
-        if self.control == "concat":
-            x = torch.cat([h, self._control_input], dim=-1)
+        x, control = h, self._control_input
+        if self.control is not None and control is None:
+            raise RuntimeError(f"control={self.control!r} needs the control input: pass "
+                               f"control_input to bind() (GDEConv passes the block's input)")
+        if self.control == "concat" and control is not None:
+            x = torch.cat([h, control], dim=-1)
         for call, takes_time in zip(self._calls, self._takes_time):
             x = call(x, t) if takes_time else call(x)
-        if self.control == "add":
-            x = x + self._control_input
+        if self.control == "add" and control is not None:
+            x = x + control
         return x

@@ -9,8 +9,8 @@ from torch.nn import Module
 
 from ..api import _check_positive, _check_tolerances, solve
 from ..gradients import GRADIENT_MODES
-from ..solvers.tableaux import get_tableau
 from ..solvers.integrate import SolverStats
+from ..solvers.tableaux import get_tableau
 from .field import GraphVectorField, channels_of
 from .sparse import to_edge_index
 
@@ -19,7 +19,7 @@ __all__ = ["GDEConv"]
 
 def _check_channels(layers: Sequence[Module], state: int, control: Optional[str]) -> None:
     """Raise if the field cannot map a state of ``state`` channels to itself."""
-    known = [(m, channels_of(m)) for m in layers if channels_of(m) is not None]
+    known = [(m, c) for m in layers if (c := channels_of(m)) is not None]
     if not known:
         return
     first_in = state * 2 if control == "concat" else state

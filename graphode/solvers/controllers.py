@@ -91,6 +91,7 @@ class PIController:
         if ratio == 0.0:
             factor = self.ifactor
         elif accepted:
+            assert self.beta1 is not None and self.beta2 is not None  # set in __post_init__
             factor = self.safety * ratio ** -self.beta1 * self._previous ** self.beta2
             self._previous = max(ratio, 1e-4)
         elif math.isinf(ratio):

@@ -336,11 +336,12 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
         return func(_time_tensor(t, y0), y)
 
     t, y = times[0], y0
-    k1: Optional[Tensor] = f(t, y)
+    first = f(t, y)
+    k1: Optional[Tensor] = first
     if config.first_step is not None:
         h = direction * abs(config.first_step)
     else:
-        h = initial_step_size(f, t, y, k1, direction, controller.order, rtol, atol, norm)
+        h = initial_step_size(f, t, y, first, direction, controller.order, rtol, atol, norm)
     h = controller.clip(h)
     ys = [y0]
     j, stop_index, attempts = 1, 0, 0
@@ -371,11 +372,12 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
             stats.nfe += 1
         at_jump = landing and is_jump
 
-        def t_stage(i: int, _t: float = t, _h: float = h) -> Tensor:
-            if at_jump and rk.c[i] == 1.0:  # the left limit at the discontinuity
+        def t_stage(i: int, _t: float = t, _h: float = h, _jump: bool = at_jump) -> Tensor:
+            if _jump and rk.c[i] == 1.0:  # the left limit at the discontinuity
                 return _time_tensor(_t + _h, y0, toward=_t)
             return _time_tensor(_t + rk.c[i] * _h, y0)
         y1, error, ks = rk.step(func, t_stage, y, k1, h)
+        assert error is not None  # adaptive methods have an embedded error estimate
         stats.nfe += rk.stages - 1
         ratio = error_ratio(error, y, y1, rtol, atol, norm).item()  # the one sync of a step
         if math.isnan(ratio):

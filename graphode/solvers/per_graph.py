@@ -159,7 +159,8 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
         # Step sizes are not differentiated (as in every adaptive solver): the error control
         # works on detached values, which also keeps sqrt(0) out of the backward pass.
         with torch.no_grad():
-            error = h_node * sum(ks[j] * e for j, e in rk.e)
+            assert rk.e is not None  # adaptive methods only, checked by the caller
+            error = h_node * sum((ks[j] * e for j, e in rk.e), torch.zeros_like(y))
             scale = torch.maximum(y.abs(), y1.abs()) * config.rtol + config.atol
             ratio = seg.rms(error / scale).to(f64)
         ratio = torch.where(running, ratio, torch.zeros_like(ratio))
@@ -179,6 +180,7 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
         k1 = torch.where(keep, ks[-1], k1) if rk.fsal else f(t, y)
         # The PI controller of PIController.next_step, per graph; a rejection never grows h.
         safe = ratio.clamp(min=1e-10)
+        assert controller.beta1 is not None and controller.beta2 is not None
         grow = controller.safety * safe ** (-controller.beta1) * previous ** controller.beta2
         shrink = (controller.safety * safe ** (-1.0 / order)).clamp(max=1.0)
         factor = torch.where(accepted, grow, shrink)

@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from graphode.data import (DataFormatError, load_planetoid, read_dcrnn, read_pems,
-                           read_pyg_temporal, read_tgcn_csv)
+from graphode.data import (
+    DataFormatError,
+    load_planetoid,
+    read_dcrnn,
+    read_pems,
+    read_pyg_temporal,
+    read_tgcn_csv,
+)
 
 # ---------------------------------------------------------------- valid tiny datasets
 SPEED = np.array([[60.0, 55.0, 30.0], [61.0, 54.0, 40.0], [62.5, 53.0, 41.0]])

@@ -1,8 +1,6 @@
 """Planetoid loading from read-only roots, root resolution and the missing-file errors."""
-import os
 import shutil
 import stat
-from pathlib import Path
 
 import pytest
 import torch

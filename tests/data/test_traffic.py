@@ -7,9 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from graphode.data import (SeriesFormatError, StandardScaler, candidate_roots, chronological_split,
-                           drop_observations, load_series, read_dcrnn, read_pems,
-                           read_pyg_temporal, read_tgcn_csv, sliding_windows)
+from graphode.data import (
+    SeriesFormatError,
+    StandardScaler,
+    candidate_roots,
+    chronological_split,
+    drop_observations,
+    load_series,
+    read_dcrnn,
+    read_pems,
+    read_pyg_temporal,
+    read_tgcn_csv,
+    sliding_windows,
+)
 
 SPEED = np.array([[60.0, 55.0, 0.0], [61.0, 54.0, 40.0], [62.5, 53.0, 41.0], [63.0, 52.0, 42.0]])
 ADJ = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 1.0], [0.0, 1.0, 1.0]])

@@ -11,7 +11,7 @@ from graphode import distributed
 from graphode.data import contextual_sbm
 from graphode.nn import GDEConv
 
-MODES = ("autograd", "adjoint")
+MODES = ("autograd", "adjoint", "checkpoint")
 
 
 class Model(nn.Module):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
@@ -75,3 +76,15 @@ def test_torchrun_two_processes(tmp_path):
     summary = json.loads(out.read_text())
     assert summary["world_size"] == 2 and summary["epochs"] == 3
     assert proc.stdout.count("synthetic gcde: test accuracy") == 1  # rank 0 alone reports
+
+
+def test_the_same_seed_gives_the_same_run():
+    args = nc.parse_args(["--dataset", "synthetic", "--model", "gcde", "--epochs", "4",
+                          "--batch-size", "64"])
+    data, _ = nc.load(args)
+    first, second = (nc.run(args, data, int(data.y.max()) + 1, seed=3) for _ in range(2))
+    assert first["curves"] == second["curves"]
+    for name, value in first["parameters"].items():
+        assert torch.equal(value, second["parameters"][name]), name
+    other = nc.run(args, data, int(data.y.max()) + 1, seed=4)
+    assert other["curves"]["loss"] != first["curves"]["loss"]

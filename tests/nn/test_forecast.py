@@ -3,8 +3,14 @@ import pytest
 import torch
 
 from graphode import solve
-from graphode.nn import (GCGRUCell, GDEGRU, HistoricalAverage, RecurrentForecaster, batch_graph,
-                         gcn_operator)
+from graphode.nn import (
+    GDEGRU,
+    GCGRUCell,
+    HistoricalAverage,
+    RecurrentForecaster,
+    batch_graph,
+    gcn_operator,
+)
 
 EDGES = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
 
@@ -61,7 +67,10 @@ def test_gde_gru_flows_over_the_true_gaps():
     out = model(x, EDGES, times, torch.tensor([2.5]))
     # By hand: update, flow 0 -> 0.3, update, flow 0.3 -> 2.0, update, flow 2.0 -> 2.5, decode.
     field = model.field.bind(EDGES, None, 4, torch.float64, torch.device("cpu"))
-    flow = lambda h, a, b: solve(field, h, [a, b], rtol=1e-10, atol=1e-12).ys[-1]
+
+    def flow(h, a, b):
+        return solve(field, h, [a, b], rtol=1e-10, atol=1e-12).ys[-1]
+
     h = model.cell(x[0, 0], None, EDGES)
     h = model.cell(x[0, 1], flow(h, 0.0, 0.3), EDGES)
     h = model.cell(x[0, 2], flow(h, 0.3, 2.0), EDGES)

@@ -5,8 +5,15 @@ import networkx as nx
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
-from torch_geometric.nn import (ChebConv, GATConv, GCNConv, GINConv, GraphConv, MessagePassing,
-                                SAGEConv)
+from torch_geometric.nn import (
+    ChebConv,
+    GATConv,
+    GCNConv,
+    GINConv,
+    GraphConv,
+    MessagePassing,
+    SAGEConv,
+)
 from torch_geometric.utils import from_networkx, to_dense_adj
 
 import graphode.nn.gde

@@ -41,7 +41,7 @@ def random_graphs(count, seed=0):
     """Random graphs whose diffusion rates span three orders of magnitude (mixed stiffness)."""
     g = torch.Generator().manual_seed(seed)
     graphs = []
-    for i in range(count):
+    for _ in range(count):
         n = int(torch.randint(5, 20, (1,), generator=g))
         e = int(torch.randint(n, 4 * n, (1,), generator=g))
         ei = torch.randint(0, n, (2, e), generator=g)
