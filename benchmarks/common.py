@@ -13,6 +13,14 @@ from typing import Callable, Dict, List
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# ``python -m benchmarks --quick`` writes results/<name>_quick.*, leaving full runs in place.
+SUFFIX = {"value": ""}
+WRITTEN: List[Path] = []  # the markdown tables written so far in this process
+
+
+def results_name(name: str) -> str:
+    """The file stem a benchmark's results go to."""
+    return name + SUFFIX["value"]
 ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
 
 
@@ -109,12 +117,14 @@ class CallCounter(torch.nn.Module):
 def write_results(name: str, rows: List[Dict[str, object]], columns: List[str]) -> None:
     """Write ``results/<name>.json`` and ``results/<name>.md`` (a markdown table)."""
     RESULTS.mkdir(exist_ok=True)
+    name = results_name(name)
     payload = {"environment": environment(), "rows": rows}
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    WRITTEN.append(RESULTS / f"{name}.md")
     print("\n".join(lines))
 
 

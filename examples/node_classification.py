@@ -52,9 +52,12 @@ except ImportError:  # the progress bar is a nicety
 DEFAULTS = {
     "gcn": dict(hidden=16, dropout=0.5, lr=0.01, weight_decay=5e-4, epochs=200, patience=100,
                 gradient="autograd"),
-    "gcde": dict(hidden=64, dropout=0.5, field_dropout=0.5, lr=0.01, weight_decay=5e-4,
-                 epochs=300, patience=100, method="rk4", step_size=0.5, t_end=1.0,
-                 gradient="autograd", decoder="linear"),
+    # One rk4 step over [0, 1] with heavy dropout inside the field and a GCN output layer,
+    # as the GDE paper's code: 82.8 on Cora (3 seeds) against 79.8 for rk4 steps of 0.5 with
+    # field dropout 0.5 and a linear decoder (the README lists what was tried).
+    "gcde": dict(hidden=64, dropout=0.5, field_dropout=0.9, lr=0.01, weight_decay=5e-4,
+                 epochs=300, patience=100, method="rk4", step_size=1.0, t_end=1.0,
+                 gradient="autograd", decoder="gcn"),
     "cgnn": dict(hidden=64, dropout=0.5, alpha=0.1, lr=0.01, weight_decay=5e-3,
                  epochs=300, patience=100, method="rk4", step_size=1.0, t_end=10.0,
                  gradient="autograd"),
@@ -77,7 +80,8 @@ class GCN(nn.Module):
 
 
 class GCDE(nn.Module):
-    """GCDE: input dropout, a GCN encoder, a GDE block with a GCN field, a linear decoder.
+    """GCDE: input dropout, a GCN encoder, a GDE block with a GCN field (dropout inside it),
+    and a GCN decoder as in the GDE paper's code (``--decoder linear`` for a linear one).
 
     The encoder uses ReLU: with row-normalised features, the softplus encoder of the GDE
     paper's torchdyn tutorial maps every node near log 2 and trained to 40% on Cora here.
@@ -137,7 +141,7 @@ def parse_args(argv=None):
                         "small enough to store")
     p.add_argument("--rtol", type=float, default=1e-3)
     p.add_argument("--atol", type=float, default=1e-4)
-    p.add_argument("--step-size", type=float, help="fixed step (rk4 default 0.5; none with dopri5)")
+    p.add_argument("--step-size", type=float, help="fixed step (gcde default 1.0; none with dopri5)")
     p.add_argument("--t-end", type=float, help="integration time of the GDE block")
     p.add_argument("--hidden", type=int)
     p.add_argument("--dropout", type=float)
