@@ -18,7 +18,7 @@ from benchmarks import common, gradient_memory, per_graph, scaling, solver_overh
 def plan(quick: bool, device: str):
     """(name, module, argv) of every benchmark, quick or full."""
     dev = ["--device", device]
-    reps = ["--reps", "5" if quick else "15"]
+    reps = ["--reps", "3" if quick else "15"]
     return [
         ("solver overhead (Cora-sized field)", solver_overhead, reps + dev),
         ("training step (Cora, encoder + GDE + decoder)", training_step, reps + dev),
@@ -29,7 +29,7 @@ def plan(quick: bool, device: str):
                                      ["10000", "100000", "1000000"])),
     ] + ([] if device != "cpu" else [
         ("gradient memory against steps (peak RSS of fresh processes)", gradient_memory,
-         ["--steps"] + (["20", "100"] if quick else ["20", "100", "400"]))])
+         ["--steps"] + (["10", "40"] if quick else ["20", "100", "400"]))])
 
 
 def main(argv=None) -> None:
