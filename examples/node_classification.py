@@ -34,9 +34,9 @@ from graphode.data import DataNotFoundError, contextual_sbm, large_contextual_sb
 from graphode.loader import neighbor_loader
 from graphode.nn import GDEConv, LinearDiffusion
 from graphode.training import (
-    TrainingDiverged,
     check_loss,
     rng_state,
+    run_example,
     run_seeds,
     set_rng_state,
     settings,
@@ -350,18 +350,7 @@ def plot(path, runs, title):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.distributed and not distributed.launched():
-        raise SystemExit("--distributed runs under torchrun, e.g. torchrun --standalone "
-                         "--nproc_per_node 2 examples/node_classification.py --distributed")
-    ctx = distributed.setup(args.device) if args.distributed else \
-        distributed.Context(device=torch.device(args.device))
-    try:
-        return report(args, ctx)
-    except TrainingDiverged as err:
-        raise SystemExit(f"stopped: {err}") from err
-    finally:
-        distributed.teardown()
+    return run_example(report, parse_args(argv), "examples/node_classification.py")
 
 
 def report(args, ctx):

@@ -34,9 +34,9 @@ from graphode.data import (
 from graphode.metrics import forecast_metrics, masked_huber, masked_mae, masked_mse
 from graphode.nn import GDEGRU, HistoricalAverage, RecurrentForecaster
 from graphode.training import (
-    TrainingDiverged,
     check_loss,
     rng_state,
+    run_example,
     run_seeds,
     set_rng_state,
     settings,
@@ -255,18 +255,7 @@ def plot(path, pred, target, title, step=3, sensors=(0, 1, 2)):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.distributed and not distributed.launched():
-        raise SystemExit("--distributed runs under torchrun, e.g. torchrun --standalone "
-                         "--nproc_per_node 2 examples/traffic_forecasting.py --distributed")
-    ctx = distributed.setup(args.device) if args.distributed else \
-        distributed.Context(device=torch.device(args.device))
-    try:
-        return report(args, ctx)
-    except TrainingDiverged as err:
-        raise SystemExit(f"stopped: {err}") from err
-    finally:
-        distributed.teardown()
+    return run_example(report, parse_args(argv), "examples/traffic_forecasting.py")
 
 
 def report(args, ctx):

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 import torch
 
 __all__ = ["save_atomic", "load_checkpoint", "rng_state", "set_rng_state", "TrainingDiverged",
-           "check_loss", "CheckpointMismatch", "run_seeds", "settings"]
+           "check_loss", "CheckpointMismatch", "run_seeds", "settings", "run_example"]
 
 # Flags of the examples that do not change a result: a resumed run may change them.
 OUTPUTS = ("json", "plot", "checkpoint", "resume", "device", "distributed")
@@ -139,3 +139,22 @@ def settings(args, exclude: Iterable[str] = OUTPUTS) -> Dict[str, Any]:
     """The parsed flags that shape a run's result (an ``argparse.Namespace`` less its
     output and placement flags): the ``config`` a resumed run must share."""
     return {k: v for k, v in vars(args).items() if k not in set(exclude)}
+
+
+def run_example(report: Callable[[Any, Any], Any], args, script: str):
+    """Call ``report(args, ctx)`` as the examples' ``main`` does: in the process group
+    torchrun describes when ``args.distributed`` is set, in one process otherwise, leaving
+    the group afterwards. A diverged run exits with its message instead of a traceback."""
+    from . import distributed
+
+    if args.distributed and not distributed.launched():
+        raise SystemExit(f"--distributed runs under torchrun, e.g. torchrun --standalone "
+                         f"--nproc_per_node 2 {script} --distributed")
+    ctx = distributed.setup(args.device) if args.distributed else \
+        distributed.Context(device=torch.device(args.device))
+    try:
+        return report(args, ctx)
+    except TrainingDiverged as err:
+        raise SystemExit(f"stopped: {err}") from err
+    finally:
+        distributed.teardown()
