@@ -125,3 +125,13 @@ def test_resume_reproduces_the_uninterrupted_run(root, tmp_path, monkeypatch):
     resumed = tf.main(base + ["--checkpoint", ckpt, "--resume"])
     assert resumed["metrics"] == whole["metrics"]
     assert resumed["epochs"] == whole["epochs"] == 4
+
+
+def test_divergence_stops_with_the_epoch(root, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    # An absurd learning rate: the second batch's loss explodes, before any epoch ends.
+    with pytest.raises(SystemExit, match=r"the training loss exploded past 1e\+08 \(.*\) at "
+                                         r"epoch 1\. Lower --lr"):
+        tf.main(["--root", str(root), "--model", "gcgru", "--history", "6", "--hidden", "8",
+                 "--batch-size", "8", "--epochs", "3", "--lr", "1e30", "--checkpoint", str(ckpt)])
+    assert not ckpt.exists()  # no epoch finished, so no checkpoint claims one did
