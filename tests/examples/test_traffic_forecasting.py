@@ -129,7 +129,7 @@ def test_resume_reproduces_the_uninterrupted_run(root, tmp_path, monkeypatch):
 
 def test_divergence_stops_with_the_epoch(root, tmp_path):
     ckpt = tmp_path / "run.pt"
-    # An absurd learning rate: the second batch's loss explodes, before any epoch ends.
+    # An absurd learning rate: the loss explodes after the first step, before any epoch ends.
     with pytest.raises(SystemExit, match=r"the training loss exploded past 1e\+08 \(.*\) at "
                                          r"epoch 1\. Lower --lr"):
         tf.main(["--root", str(root), "--model", "gcgru", "--history", "6", "--hidden", "8",
