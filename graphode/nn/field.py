@@ -209,6 +209,9 @@ class GraphVectorField(Module):
                 plan = self._generic(layer, edge_index, edge_weight if takes_weight else None,
                                      takes_time)
             self._calls.append(plan if plan is not None else layer)
+        if self.control is not None and control_input is None:
+            raise ValueError(f"control={self.control!r} needs the control input: pass "
+                             f"control_input to bind() (GDEConv passes the block's input)")
         self._control_input = control_input
         return self
 
@@ -225,9 +228,6 @@ class GraphVectorField(Module):
             raise RuntimeError("GraphVectorField is not bound to a graph: call bind() first "
                                "(GDEConv does this in its forward)")
         x, control = h, self._control_input
-        if self.control is not None and control is None:
-            raise RuntimeError(f"control={self.control!r} needs the control input: pass "
-                               f"control_input to bind() (GDEConv passes the block's input)")
         if self.control == "concat" and control is not None:
             x = torch.cat([h, control], dim=-1)
         for call, takes_time in zip(self._calls, self._takes_time):

@@ -102,6 +102,11 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
     rk = RungeKutta(config.tableau)
     controller = config.controller()
     order = controller.order
+    # Resolved once per solve: the embedded error weights and the PI exponents.
+    weights, beta1, beta2 = rk.e, controller.beta1, controller.beta2
+    if weights is None or beta1 is None or beta2 is None:
+        raise ValueError(f"per-graph step control needs an adaptive method with an error "
+                         f"estimate, not {config.tableau.name!r}")
     seg = _Segments(batch, num_graphs, int(y0[0].numel()) if y0.size(0) else 1, y0.dtype)
     dev, f64 = y0.device, torch.float64
     direction = math.copysign(1.0, times[-1] - times[0])
@@ -159,8 +164,7 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
         # Step sizes are not differentiated (as in every adaptive solver): the error control
         # works on detached values, which also keeps sqrt(0) out of the backward pass.
         with torch.no_grad():
-            assert rk.e is not None  # adaptive methods only, checked by the caller
-            error = h_node * sum((ks[j] * e for j, e in rk.e), torch.zeros_like(y))
+            error = h_node * _combine(ks, weights)
             scale = torch.maximum(y.abs(), y1.abs()) * config.rtol + config.atol
             ratio = seg.rms(error / scale).to(f64)
         ratio = torch.where(running, ratio, torch.zeros_like(ratio))
@@ -180,8 +184,7 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
         k1 = torch.where(keep, ks[-1], k1) if rk.fsal else f(t, y)
         # The PI controller of PIController.next_step, per graph; a rejection never grows h.
         safe = ratio.clamp(min=1e-10)
-        assert controller.beta1 is not None and controller.beta2 is not None
-        grow = controller.safety * safe ** (-controller.beta1) * previous ** controller.beta2
+        grow = controller.safety * safe ** (-beta1) * previous ** beta2
         shrink = (controller.safety * safe ** (-1.0 / order)).clamp(max=1.0)
         factor = torch.where(accepted, grow, shrink)
         factor = torch.where(ratio == 0, torch.full_like(factor, controller.ifactor), factor)
@@ -193,3 +196,12 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
     stats.n_accepted += n_accepted
     stats.n_rejected += n_tried - n_accepted
     return ys
+
+
+def _combine(ks: List[Tensor], weights: Sequence[Tuple[int, float]]) -> Tensor:
+    """``sum_j w_j k_j`` over the non-zero weights, without a zero tensor to start from."""
+    (first, w0), *rest = weights
+    out = ks[first] * w0
+    for j, w in rest:
+        out = out + ks[j] * w
+    return out
