@@ -27,11 +27,15 @@ class _Graphs(InMemoryDataset):
         return f"{self.name}({len(self)})"
 
 
-def load_tu(name: str, root: Optional[str] = None, download: bool = True) -> InMemoryDataset:
+def load_tu(name: str, root: Optional[str] = None, download: bool = True,
+            use_node_attr: bool = False, use_edge_attr: bool = False) -> InMemoryDataset:
     """Load a TU dataset as PyG's ``TUDataset`` would (node labels one-hot, graph labels
     renumbered from 0, duplicated edges merged, self loops removed), reading the raw files in
     place. Datasets without node features (IMDB) get one-hot degree features, as in the GIN
-    paper. When no root holds the files, PyG downloads them into ``datasets/tu``."""
+    paper. When no root holds the files, PyG downloads them into ``datasets/tu``.
+
+    As in ``TUDataset``, continuous node and edge attributes (PROTEINS, ENZYMES) are left out
+    unless ``use_node_attr`` / ``use_edge_attr``; they are unscaled (PROTEINS' reach 798)."""
     proper = next((n for n in TU if n.lower() == name.lower()), None)
     if proper is None:
         raise ValueError(f"unknown TU dataset {name!r}; choose from {', '.join(TU)}")
@@ -49,7 +53,11 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = True) -> InM
     if folder is None:
         raise DataNotFoundError(not_found(proper, relative, root))
     from torch_geometric.io import read_tu_data
-    data, slices, _ = read_tu_data(str(folder), proper)
+    data, slices, sizes = read_tu_data(str(folder), proper)
+    if data.x is not None and not use_node_attr:
+        data.x = data.x[:, sizes["num_node_attributes"]:]
+    if data.edge_attr is not None and not use_edge_attr:
+        data.edge_attr = data.edge_attr[:, sizes["num_edge_attributes"]:]
     dataset = _Graphs(data, slices, proper)
     if dataset._data.x is None or dataset._data.x.size(-1) == 0:
         dataset = _with_degree_features(dataset)

@@ -90,8 +90,20 @@ SHARED = next((b for b in candidate_roots() if (b / "tu/MUTAG/raw/MUTAG_A.txt").
 @pytest.mark.skipif(SHARED is None, reason="no data root holds tu/MUTAG (set GRAPHODE_DATA to "
                     "the shared datasets folder)")
 @pytest.mark.parametrize("name, graphs, features, classes", [
-    ("MUTAG", 188, 7, 2), ("PROTEINS", 1113, 3, 2), ("IMDB-BINARY", 1000, 136, 2)])
+    ("MUTAG", 188, 7, 2), ("PROTEINS", 1113, 3, 2), ("ENZYMES", 600, 3, 6),
+    ("IMDB-BINARY", 1000, 136, 2)])
 def test_shared_datasets(name, graphs, features, classes):
     ds = load_tu(name, download=False)
     assert len(ds) == graphs and ds.num_classes == classes
-    assert ds.num_features in (features, features + 1)
+    assert ds.num_features == features  # one-hot node labels (or degrees) only, as TUDataset
+    assert ds._data.x.min() == 0 and ds._data.x.max() == 1
+
+
+@pytest.mark.skipif(SHARED is None, reason="no data root holds tu/ (set GRAPHODE_DATA to the "
+                    "shared datasets folder)")
+@pytest.mark.parametrize("name, attributes", [("PROTEINS", 1), ("ENZYMES", 18)])
+def test_continuous_node_attributes_on_request(name, attributes):
+    plain = load_tu(name, download=False)
+    full = load_tu(name, download=False, use_node_attr=True)
+    assert full.num_features == plain.num_features + attributes
+    assert torch.equal(full._data.x[:, attributes:], plain._data.x)  # attributes come first
