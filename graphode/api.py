@@ -17,6 +17,7 @@ from .gradients import (
     checkpoint_solve,
     resolve_params,
 )
+from .solvers.compiled import compile_options, integrate_compiled
 from .solvers.integrate import IntegrationConfig, SolverStats, integrate
 from .solvers.per_graph import integrate_per_graph
 from .solvers.tableaux import FIXED_GRID_METHODS, get_tableau
@@ -43,10 +44,13 @@ class Solution:
 
 
 class _Field:
-    """Calls the user's field and checks, once, that it returns the state's shape and dtype."""
+    """Calls the user's field and checks, once, that it returns the state's shape.
 
-    def __init__(self, func: Callable, y0: Tensor):
-        self.func, self.shape, self.dtype, self.checked = func, y0.shape, y0.dtype, False
+    With ``every_call`` it checks at every call and keeps no state: a compiled solve then
+    checks while tracing, and the check leaves no guard behind."""
+
+    def __init__(self, func: Callable, y0: Tensor, every_call: bool = False):
+        self.func, self.shape, self.checked, self.every_call = func, y0.shape, False, every_call
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:
         out = self.func(t, y)
@@ -58,7 +62,7 @@ class _Field:
                     f"func returned a tensor of shape {tuple(out.shape)} for a state of shape "
                     f"{tuple(self.shape)}; the vector field must return dy/dt with the state's "
                     f"shape")
-            self.checked = True
+            self.checked = not self.every_call
         return out
 
 
@@ -187,7 +191,8 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
           adjoint_method: Optional[str] = None, adjoint_rtol: Optional[float] = None,
           adjoint_atol: Optional[float] = None, adjoint_step_size: Optional[float] = None,
           adjoint_seminorm: bool = False, check_finite: bool = True,
-          per_graph: Optional[Tensor] = None) -> Solution:
+          per_graph: Optional[Tensor] = None, compile: Union[bool, str, Dict[str, Any]] = False
+          ) -> Solution:
     """Solve ``dy/dt = func(t, y)``, ``y(t[0]) = y0`` and return the states at every ``t``.
 
     Args:
@@ -230,6 +235,14 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
             ``func`` receives each node's own time as a ``(N, 1)`` tensor, and a graph's
             solution does not depend on its batch mates. Adaptive methods and
             ``gradient="autograd"`` only.
+        compile: compile a fixed-step solve with ``torch.compile``: the loop unrolls into one
+            graph and the Runge-Kutta arithmetic fuses with the field. ``True`` (the defaults),
+            a ``torch.compile`` mode (``"reduce-overhead"`` records the solve as a CUDA graph
+            on a GPU: one launch per forward, no host synchronisation) or a dict of
+            ``torch.compile`` keyword arguments. The first call compiles (seconds to
+            minutes); later calls with the same grid and shapes reuse the code. Fixed steps
+            and ``gradient="autograd"`` only. The field must not change Python state at each
+            call (a call counter, say): that would force a new trace every time.
 
     Returns:
         A :class:`Solution` with ``ys`` of shape ``(len(t), *y0.shape)``, ``ts`` and ``stats``.
@@ -265,10 +278,37 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
             step_size=_check_positive("adjoint_step_size", adjoint_step_size)
             if adjoint_step_size is not None else (config.step_size if back is tableau else None),
             step_t=(), jump_t=(), first_step=None)
+    compile_with = compile_options(compile)
+    if compile_with is not None:
+        return _solve_compiled(func, y0, ts, times, config, gradient, per_graph, compile_with)
     if per_graph is not None:
         return _solve_per_graph(func, y0, ts, times, config, gradient, per_graph)
     ys, stats = _run(func, y0, ts, times, config, gradient, adjoint_params, adjoint_config,
                      adjoint_seminorm, func)
+    return Solution(ys=ys, ts=ts, stats=stats)
+
+
+def _solve_compiled(func: Callable, y0: Tensor, ts: Tensor, times: List[float],
+                    config: IntegrationConfig, gradient: str, per_graph: Optional[Tensor],
+                    options: Dict[str, Any]) -> Solution:
+    if not config.fixed:
+        raise ValueError(f"compile needs a fixed-step solve, got method={config.tableau.name!r} "
+                         f"without step_size or grid: pass step_size=... (or a fixed-grid method "
+                         f"such as rk4), or drop compile (adaptive steps are decided on the host)")
+    if gradient != "autograd":
+        raise ValueError(f"compile supports gradient='autograd' only, got {gradient!r}: the "
+                         f"adjoint and checkpoint modes run their own solves in backward; drop "
+                         f"compile or use gradient='autograd'")
+    if per_graph is not None:
+        raise ValueError("compile and per_graph cannot be combined: per-graph control needs "
+                         "adaptive steps; drop one of them")
+    if torch.is_grad_enabled() and ts.requires_grad:
+        raise ValueError("compile does not differentiate with respect to t: pass t without "
+                         "requires_grad, or drop compile")
+    if len(times) == 1:
+        return Solution(ys=y0.unsqueeze(0), ts=ts, stats=SolverStats())
+    stats = SolverStats()
+    ys = integrate_compiled(_Field(func, y0, every_call=True), y0, times, config, stats, options)
     return Solution(ys=ys, ts=ts, stats=stats)
 
 

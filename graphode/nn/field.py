@@ -65,7 +65,7 @@ def _gcn_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan]
     op = SparseOperator(edge_index, edge_weight, n, dtype, device)
 
     def apply(x: Tensor) -> Tensor:
-        out = op @ conv.lin(x)
+        out = op.mm(conv.lin(x))
         return out if conv.bias is None else out + conv.bias
     return apply
 
@@ -90,7 +90,7 @@ def _sage_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan
         return None
 
     def apply(x: Tensor) -> Tensor:
-        out = conv.lin_l(op @ x)
+        out = conv.lin_l(op.mm(x))
         if conv.root_weight:
             out = out + conv.lin_r(x)
         return torch.nn.functional.normalize(out, p=2.0, dim=-1) if conv.normalize else out
@@ -101,7 +101,7 @@ def _graph_conv_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optiona
     op = _aggregation_operator(conv.aggr, edge_index, edge_weight, n, dtype, device)
     if op is None:
         return None
-    return lambda x: conv.lin_rel(op @ x) + conv.lin_root(x)
+    return lambda x: conv.lin_rel(op.mm(x)) + conv.lin_root(x)
 
 
 def _gin_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan]:
@@ -110,7 +110,7 @@ def _gin_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan]
     op = _aggregation_operator(conv.aggr, edge_index, None, n, dtype, device)
     if op is None:
         return None
-    return lambda x: conv.nn(op @ x + (1 + conv.eps) * x)
+    return lambda x: conv.nn(op.mm(x) + (1 + conv.eps) * x)
 
 
 def _cheb_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan]:
@@ -121,10 +121,10 @@ def _cheb_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan
         t0, t1 = x, x
         out = conv.lins[0](t0)
         if len(conv.lins) > 1:
-            t1 = op @ x
+            t1 = op.mm(x)
             out = out + conv.lins[1](t1)
         for lin in conv.lins[2:]:
-            t2 = 2.0 * (op @ t1) - t0
+            t2 = 2.0 * op.mm(t1) - t0
             out = out + lin(t2)
             t0, t1 = t1, t2
         return out if conv.bias is None else out + conv.bias
@@ -135,7 +135,7 @@ def _diffusion_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional
     from torch_geometric.nn.conv.gcn_conv import gcn_norm
     edge_index, edge_weight = gcn_norm(edge_index, edge_weight, n, dtype=dtype)
     op = SparseOperator(edge_index, edge_weight, n, dtype, device)
-    return lambda x: op @ conv.mix(x) - x
+    return lambda x: op.mm(conv.mix(x)) - x
 
 
 def _plans() -> Dict[type, Callable]:

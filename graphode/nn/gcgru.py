@@ -79,9 +79,9 @@ class GCGRUCell(Module):
             gcn_operator(edge_index, edge_weight, x.size(0), x.dtype, x.device)
         # Z W + A_hat Z V = [Z, A_hat Z] [W; V]: propagate the narrow input, then mix once.
         z = torch.cat([x, h], -1)
-        r, u = torch.sigmoid(self.gates(torch.cat([z, op @ z], -1))).chunk(2, -1)
+        r, u = torch.sigmoid(self.gates(torch.cat([z, op.mm(z)], -1))).chunk(2, -1)
         z = torch.cat([x, r * h], -1)
-        c = torch.tanh(self.candidate(torch.cat([z, op @ z], -1)))
+        c = torch.tanh(self.candidate(torch.cat([z, op.mm(z)], -1)))
         return u * h + (1 - u) * c
 
     def __repr__(self) -> str:

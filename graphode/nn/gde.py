@@ -9,6 +9,7 @@ from torch.nn import Module
 
 from ..api import _check_positive, _check_tolerances, solve
 from ..gradients import GRADIENT_MODES
+from ..solvers.compiled import compile_options
 from ..solvers.integrate import SolverStats
 from ..solvers.tableaux import get_tableau
 from .field import GraphVectorField, channels_of
@@ -143,6 +144,14 @@ class GDEConv(Module):
         if gradient not in GRADIENT_MODES:
             raise ValueError(f"unknown gradient mode {gradient!r}; valid modes are: "
                              f"{', '.join(GRADIENT_MODES)}")
+        if compile_options(solver_kwargs.get("compile")) is not None and (
+                gradient != "autograd" or per_graph_steps
+                or (step_size is None and get_tableau(method).adaptive)):
+            raise ValueError(
+                f"compile needs a fixed-step solve with gradient='autograd': pass "
+                f"step_size=... (or method='rk4' and similar) and gradient='autograd', got "
+                f"method={method!r}, step_size={step_size!r}, gradient={gradient!r}"
+                f"{', per_graph_steps=True' if per_graph_steps else ''}")
         self._channels_checked: Optional[int] = None
         layers = list(self.field.layers)
         first = channels_of(layers[0])

@@ -46,7 +46,7 @@ class GraphGRUODE(Module):
         self.lin.reset_parameters()
 
     def _evaluate(self, op: SparseOperator, h: Tensor) -> Tensor:
-        z, g = self.lin(op @ h).chunk(2, -1)
+        z, g = self.lin(op.mm(h)).chunk(2, -1)
         return torch.sigmoid(-z) * (torch.tanh(g) - h)  # 1 - sigmoid(z) = sigmoid(-z)
 
     def graph_plan(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,

@@ -54,8 +54,15 @@ class SparseOperator:
         values = weight.detach().to(device=device, dtype=dtype)
         self.matrix = _csr(dst, src, values, num_nodes)
         self.transpose = _csr(src, dst, values, num_nodes)
+        self.src, self.dst, self.values, self.num_nodes = src, dst, values, num_nodes
 
-    def __matmul__(self, x: Tensor) -> Tensor:
+    def mm(self, x: Tensor) -> Tensor:
+        """``M @ x`` for ``x`` of shape ``(N, ...)``."""
+        if torch.compiler.is_compiling():
+            # Compilers do not trace sparse CSR products; a gather and a scatter-add compute
+            # the same product and fuse into the surrounding kernels.
+            messages = x[self.src] * self.values.view(-1, *([1] * (x.dim() - 1)))
+            return x.new_zeros((self.num_nodes, *x.shape[1:])).index_add_(0, self.dst, messages)
         if x.dim() != 2:
             lead = x.shape[1:]
             return _SpMM.apply(self, x.reshape(x.shape[0], -1)).view(x.shape[0], *lead)

@@ -19,7 +19,7 @@ from .rk import RungeKutta
 from .tableaux import ButcherTableau
 
 __all__ = ["SolverStats", "SolveError", "IntegrationConfig", "Step", "integrate", "replay_step",
-           "fixed_grid"]
+           "fixed_grid", "grid_of", "check_finite_outputs"]
 
 Func = Callable[[Tensor, Tensor], Tensor]
 
@@ -176,13 +176,17 @@ def integrate(func: Func, y0: Tensor, times: Sequence[float], config: Integratio
         return [y0]
     if not config.fixed:
         return _integrate_adaptive(func, y0, times, config, stats, record)
+    return _integrate_fixed(func, y0, times, grid_of(times, config), config, stats, record)
+
+
+def grid_of(times: Sequence[float], config: IntegrationConfig) -> List[float]:
+    """The step points of a fixed-grid solve: ``grid``, else steps of ``step_size``, else
+    ``times`` themselves."""
     if config.grid is not None:
-        grid = list(config.grid)
-    elif config.step_size is not None:
-        grid = fixed_grid(times, config.step_size)
-    else:
-        grid = list(times)
-    return _integrate_fixed(func, y0, times, grid, config, stats, record)
+        return list(config.grid)
+    if config.step_size is not None:
+        return fixed_grid(times, config.step_size)
+    return list(times)
 
 
 def _stage_times(grid: Sequence[float], rk: RungeKutta, like: Tensor, perturb: bool
@@ -298,18 +302,21 @@ def _integrate_fixed(func: Func, y0: Tensor, times: Sequence[float], grid: Seque
             record.append(Step(t0, h, y, outputs, rng))
         y, k1 = y1, k_end.value
     if config.check_finite:
-        _check_finite_outputs(ys, times, grid)
+        check_finite_outputs(ys, times, grid)
     return ys
 
 
-def _check_finite_outputs(ys: List[Tensor], times: Sequence[float], grid: Sequence[float]) -> None:
-    # One synchronisation after the loop, never inside it.
+def check_finite_outputs(ys: Sequence[Tensor], times: Sequence[float], grid: Sequence[float]
+                         ) -> None:
+    """Raise :class:`SolveError` at the first non-finite output of a fixed-grid solve.
+
+    One synchronisation after the loop, never inside it."""
     finite = torch.stack([torch.isfinite(y).all() for y in ys]).tolist()
     if all(finite):
         return
     first = finite.index(False)
     h = abs(grid[1] - grid[0]) if len(grid) > 1 else 0.0
-    raise _non_finite("by output time", times[first], h, ys[:first])
+    raise _non_finite("by output time", times[first], h, list(ys[:first]))
 
 
 def _stops(times: Sequence[float], config: IntegrationConfig, direction: float) -> List[Tuple[float, bool]]:
