@@ -12,7 +12,15 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import common, gradient_memory, per_graph, scaling, solver_overhead, training_step
+from benchmarks import (
+    common,
+    compiled,
+    gradient_memory,
+    per_graph,
+    scaling,
+    solver_overhead,
+    training_step,
+)
 
 
 def plan(quick: bool, device: str):
@@ -29,7 +37,11 @@ def plan(quick: bool, device: str):
                                      ["10000", "100000", "1000000"])),
     ] + ([] if device != "cpu" else [
         ("gradient memory against steps (peak RSS of fresh processes)", gradient_memory,
-         ["--steps"] + (["10", "40"] if quick else ["20", "100", "400"]))])
+         ["--steps", "10", "40", "--nodes", "20000"] if quick else ["--steps", "20", "100", "400"])
+    ]) + [
+        ("compiled fixed-step solves (torch.compile; torchode where installed)", compiled,
+         reps + dev + (["--methods", "rk4"] if quick else [])),
+    ]
 
 
 def main(argv=None) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -32,11 +33,11 @@ def environment() -> Dict[str, object]:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "allocator_env_set": all(os.environ.get(k) == v for k, v in ALLOCATOR.items()),
     }
-    try:
-        import torchdiffeq
-        info["torchdiffeq"] = torchdiffeq.__version__
-    except ImportError:
-        info["torchdiffeq"] = None
+    for baseline in ("torchdiffeq", "torchode"):
+        try:
+            info[baseline] = importlib.import_module(baseline).__version__
+        except ImportError:
+            info[baseline] = None
     return info
 
 

@@ -23,7 +23,7 @@ from benchmarks.common import print_environment, write_results
 
 CHILD = r"""
 import resource, sys, torch, graphode
-steps, mode = int(sys.argv[1]), sys.argv[2]
+steps, mode, nodes = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 torch.manual_seed(0)
 class Field(torch.nn.Module):
     def __init__(self):
@@ -32,7 +32,7 @@ class Field(torch.nn.Module):
     def forward(self, t, y):
         return torch.tanh(self.lin(y))
 field = Field()
-y0 = torch.randn(100_000, 32, requires_grad=True)
+y0 = torch.randn(nodes, 32, requires_grad=True)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 sol = graphode.solve(field, y0, [0.0, 1.0], method="rk4", gradient=mode, step_size=1.0 / steps)
 sol.ys[-1].sum().backward()
@@ -40,12 +40,12 @@ print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 SKIP = {("autograd", 400)}
-STATE_MB = 100_000 * 32 * 4 / 2 ** 20
 
 
-def measure(steps: int, mode: str) -> tuple:
+def measure(steps: int, mode: str, nodes: int) -> tuple:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    out = subprocess.run([sys.executable, "-c", CHILD, str(steps), mode], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", CHILD, str(steps), mode, str(nodes)],
+                         capture_output=True,
                          text=True, timeout=900, check=True, env=env)
     base, peak = (int(v) / 1024 for v in out.stdout.split())
     return base, peak
@@ -54,7 +54,9 @@ def measure(steps: int, mode: str) -> tuple:
 def main(argv=None) -> list:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[20, 100, 400])
+    parser.add_argument("--nodes", type=int, default=100_000, help="rows of the state")
     args = parser.parse_args(argv)
+    state_mb = args.nodes * 32 * 4 / 2 ** 20
     print_environment()
     rows = []
     for mode in ("adjoint", "checkpoint", "autograd"):
@@ -62,7 +64,7 @@ def main(argv=None) -> list:
         for steps in args.steps:
             if (mode, steps) in SKIP:
                 continue
-            base, peak = measure(steps, mode)
+            base, peak = measure(steps, mode, args.nodes)
             peaks[steps] = peak
             rows.append({"mode": mode, "steps": steps, "peak_MiB": peak,
                          "above_import_MiB": peak - base,
@@ -70,7 +72,7 @@ def main(argv=None) -> list:
         if len(peaks) > 1:
             lo, hi = min(peaks), max(peaks)
             per_step = (peaks[hi] - peaks[lo]) / (hi - lo)
-            print(f"{mode}: {per_step:.1f} MiB per extra step (one state is {STATE_MB:.1f} MiB)")
+            print(f"{mode}: {per_step:.1f} MiB per extra step (one state is {state_mb:.1f} MiB)")
     write_results("gradient_memory", rows,
                   ["mode", "steps", "peak_MiB", "above_import_MiB", "vs_fewest_steps"])
     return rows
