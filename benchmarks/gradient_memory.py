@@ -15,11 +15,12 @@ of the one it keeps.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 
-from benchmarks.common import print_environment, write_results
+from benchmarks.common import RESULTS, print_environment, results_name, write_results
 
 CHILD = r"""
 import resource, sys, torch, graphode
@@ -51,11 +52,39 @@ def measure(steps: int, mode: str, nodes: int) -> tuple:
     return base, peak
 
 
+def plot(rows, path) -> None:
+    """Peak RSS against steps, one line per gradient mode (``results/gradient_memory.png``)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no plot: pip install matplotlib")
+        return
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for mode, style in (("adjoint", "o-"), ("checkpoint", "s--"), ("autograd", "^:")):
+        points = [(r["steps"], r["peak_MiB"] / 1024) for r in rows if r["mode"] == mode]
+        if points:
+            ax.plot(*zip(*points), style, label=mode)
+    ax.set(xlabel="rk4 steps", ylabel="peak RSS, GiB", title="one forward + backward")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
 def main(argv=None) -> list:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[20, 100, 400])
     parser.add_argument("--nodes", type=int, default=100_000, help="rows of the state")
+    parser.add_argument("--replot", action="store_true",
+                        help="redraw the PNG from the last results JSON, measuring nothing")
     args = parser.parse_args(argv)
+    name = results_name("gradient_memory")
+    if args.replot:
+        rows = json.loads((RESULTS / f"{name}.json").read_text())["rows"]
+        plot(rows, RESULTS / f"{name}.png")
+        return rows
     state_mb = args.nodes * 32 * 4 / 2 ** 20
     print_environment()
     rows = []
@@ -75,6 +104,7 @@ def main(argv=None) -> list:
             print(f"{mode}: {per_step:.1f} MiB per extra step (one state is {state_mb:.1f} MiB)")
     write_results("gradient_memory", rows,
                   ["mode", "steps", "peak_MiB", "above_import_MiB", "vs_fewest_steps"])
+    plot(rows, RESULTS / f"{name}.png")
     return rows
 
 
