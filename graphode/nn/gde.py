@@ -78,7 +78,9 @@ class GDEConv(Module):
             its own adaptive step size and error control, so that a graph's output does not
             depend on its batch mates (adaptive methods with ``gradient="autograd"``).
         **solver_kwargs: further keywords for :func:`graphode.solve` (``max_steps``,
-            ``adjoint_method``, ``adjoint_rtol``, ...).
+            ``adjoint_method``, ``adjoint_rtol``, ...; ``compile=True`` or
+            ``compile="reduce-overhead"`` compiles a fixed-step solve with
+            ``gradient="autograd"``).
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, C)`, edge indices
