@@ -117,7 +117,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="MUTAG")
     p.add_argument("--root", help="data root (else $GRAPHODE_DATA, else datasets/)")
-    p.add_argument("--model", default="gde", choices=sorted(MODELS))
+    p.add_argument("--model", default="gde-gin", choices=sorted(MODELS))
     p.add_argument("--method", default="dopri5")
     p.add_argument("--gradient", default="autograd", choices=["autograd", "adjoint", "checkpoint"])
     p.add_argument("--per-graph-steps", action="store_true",
