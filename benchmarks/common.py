@@ -133,3 +133,15 @@ def _fmt(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.3g}" if abs(v) < 1e-2 or abs(v) >= 1e4 else f"{v:.2f}"
     return str(v)
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or ``None`` (with a note) without it."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no plot: pip install matplotlib")
+        return None
+    return plt

@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 
-from benchmarks.common import RESULTS, print_environment, results_name, write_results
+from benchmarks.common import RESULTS, print_environment, pyplot, results_name, write_results
 
 CHILD = r"""
 import resource, sys, torch, graphode
@@ -54,12 +54,8 @@ def measure(steps: int, mode: str, nodes: int) -> tuple:
 
 def plot(rows, path) -> None:
     """Peak RSS against steps, one line per gradient mode (``results/gradient_memory.png``)."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("no plot: pip install matplotlib")
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(5, 4))
     for mode, style in (("adjoint", "o-"), ("checkpoint", "s--"), ("autograd", "^:")):

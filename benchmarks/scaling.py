@@ -18,7 +18,15 @@ import torch
 import torchdiffeq
 from torch_geometric.nn import GCNConv
 
-from benchmarks.common import RESULTS, CallCounter, bench_args, paired, results_name, write_results
+from benchmarks.common import (
+    RESULTS,
+    CallCounter,
+    bench_args,
+    paired,
+    pyplot,
+    results_name,
+    write_results,
+)
 from graphode.data import large_contextual_sbm
 from graphode.nn import GDEConv
 
@@ -66,12 +74,8 @@ def measure(num_nodes: int, reps: int, device: torch.device) -> dict:
 
 
 def plot(rows, path) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("no plot: pip install matplotlib")
+    plt = pyplot()
+    if plt is None:
         return
     edges = [r["edges"] for r in rows]
     fig, ax = plt.subplots(figsize=(5, 4))
