@@ -4,10 +4,10 @@ import shutil
 
 import pytest
 import torch
-from torch_geometric.nn import GCNConv, GINConv
+from torch_geometric.nn import ChebConv, GCNConv, GINConv, GraphConv, SAGEConv
 
 from graphode import SolveError, solve
-from graphode.nn import GDEConv
+from graphode.nn import GDEConv, LinearDiffusion
 from graphode.solvers.compiled import compile_options
 
 from ..conftest import stable_matrix
@@ -67,6 +67,23 @@ def test_gdeconv_forward_and_gradients_match_eager_without_retracing():
             assert (c - e).abs().max() <= 1e-12
         assert compiled.stats.nfe == eager.stats.nfe == 16
     assert backend.traces == 2  # the forward graph and the backward graph, once
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SAGEConv(4, 4), lambda: GraphConv(4, 4), lambda: ChebConv(4, 4, K=3),
+    lambda: GCNConv(4, 4), lambda: LinearDiffusion(4)])
+def test_precomputed_fields_trace_without_graph_breaks(make):
+    torch.manual_seed(3)
+    conv = make().double()
+    backend = CountingBackend()
+    x = torch.randn(30, 4, dtype=torch.float64)
+    ei = graph(30, 2)
+    kwargs = dict(method="rk4", step_size=0.25, gradient="autograd")
+    with torch.no_grad():
+        eager = GDEConv([conv, torch.nn.Tanh()], **kwargs)(x, ei)
+        compiled = GDEConv([conv, torch.nn.Tanh()], compile={"backend": backend}, **kwargs)(x, ei)
+    assert backend.traces == 1  # one graph: a graph break would split the solve
+    assert (compiled - eager).abs().max() <= 1e-12
 
 
 def test_sum_aggregation_field_compiles_through_the_gather_scatter_product():
