@@ -18,7 +18,7 @@ from .gradients import (
     resolve_params,
 )
 from .solvers.compiled import compile_options, integrate_compiled
-from .solvers.integrate import IntegrationConfig, SolverStats, integrate
+from .solvers.integrate import IntegrationConfig, SolverStats, integrate, to_device
 from .solvers.per_graph import integrate_per_graph
 from .solvers.tableaux import FIXED_GRID_METHODS, get_tableau
 
@@ -86,7 +86,7 @@ def _check_times(t: Times, y0: Tensor) -> Tuple[Tensor, List[float]]:
         if t.is_complex():
             raise TypeError("t must be real, got a complex tensor")
         values = t.detach().to("cpu", torch.float64).tolist()
-        ts = t if t.device == y0.device else t.to(y0.device)
+        ts = t if t.device == y0.device else to_device(t, y0.device)
     else:
         try:
             if isinstance(t, (str, bytes)):
@@ -95,7 +95,7 @@ def _check_times(t: Times, y0: Tensor) -> Tuple[Tensor, List[float]]:
         except (TypeError, ValueError):
             raise TypeError(f"t must be a 1-D tensor or a sequence of numbers, got "
                             f"{type(t).__name__}") from None
-        ts = torch.tensor(values, dtype=torch.float64, device=y0.device)
+        ts = to_device(torch.tensor(values, dtype=torch.float64), y0.device)
     if len(values) == 0:
         raise ValueError("t is empty; give at least the initial time")
     if not all(math.isfinite(v) for v in values):

@@ -189,6 +189,15 @@ def grid_of(times: Sequence[float], config: IntegrationConfig) -> List[float]:
     return list(times)
 
 
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """A CPU tensor on ``device`` without a host sync: a plain copy to a GPU waits for the
+    copy to finish, so the copy goes through pinned memory, asynchronously (in a compiled
+    solve the copy is the graph's own)."""
+    if device.type != "cuda" or t.device == device or torch.compiler.is_compiling():
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def _stage_times(grid: Sequence[float], rk: RungeKutta, like: Tensor, perturb: bool
                  ) -> List[List[Tensor]]:
     """Every stage time of a fixed grid as a tensor view, built once (no per-step copies)."""
@@ -203,7 +212,7 @@ def _stage_times(grid: Sequence[float], rk: RungeKutta, like: Tensor, perturb: b
         last = (c == 1.0)
         table[:, first] = torch.nextafter(table[:, first], table[:, first] + toward_end)
         table[:, last] = torch.nextafter(table[:, last], table[:, last] - toward_end)
-    table = table.to(like.device)
+    table = to_device(table, like.device)
     return [list(row.unbind(0)) for row in table.unbind(0)]
 
 
