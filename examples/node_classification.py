@@ -61,6 +61,17 @@ DEFAULTS = {
     "cgnn": dict(hidden=64, dropout=0.5, alpha=0.1, lr=0.01, weight_decay=5e-3,
                  epochs=300, patience=100, method="rk4", step_size=1.0, t_end=10.0,
                  gradient="autograd"),
+    "gde-cr": dict(hidden=32, dropout=0.5, hidden_dropout=0.5, dropnode=0.5, alpha=0.1,
+                   samples=4, consistency=1.0, temperature=0.5, lr=0.01, weight_decay=5e-4,
+                   epochs=1000, patience=200, method="rk4", step_size=1.0, t_end=10.0,
+                   gradient="autograd"),
+}
+
+# Changes to a model's defaults on one dataset. gde-cr on CiteSeer takes GRAND's CiteSeer
+# settings (Feng et al., 2020) and the weight decay with the best validation accuracy.
+DATASET_DEFAULTS = {
+    ("gde-cr", "citeseer"): dict(samples=2, consistency=0.7, temperature=0.3, dropout=0.0,
+                                 hidden_dropout=0.2, weight_decay=1e-3),
 }
 
 
@@ -128,7 +139,53 @@ class CGNN(nn.Module):
         return self.gde(self.lin2(h), edge_index)
 
 
-MODELS = {"gcn": GCN, "gcde": GCDE, "cgnn": CGNN}
+class GDECR(nn.Module):
+    """Random propagation by a diffusion GDE, trained with consistency regularisation (in the
+    spirit of GRAND, Feng et al., 2020). Each training pass drops whole nodes (DropNode) from
+    the linearly encoded features H0 = X W1, which then flow by
+    dH/dt = (1 - alpha) A_hat H - H + H0 (as in ``cgnn``; scaled by alpha, the flow tends
+    to personalised PageRank of H0) before a ReLU MLP head. Training draws ``samples`` such
+    passes at once (one solve over their stacked channels) and adds to their mean
+    cross-entropy the consistency loss: the squared distance of each pass's class
+    probabilities from their sharpened mean, on every node. Evaluation is one pass without
+    dropout or DropNode."""
+
+    def __init__(self, in_channels, hidden, classes, dropout, hidden_dropout, dropnode, samples,
+                 consistency, temperature, solver, alpha, **_):
+        super().__init__()
+        self.dropout, self.hidden_dropout, self.dropnode = dropout, hidden_dropout, dropnode
+        self.samples, self.consistency, self.temperature = samples, consistency, temperature
+        self.alpha = alpha
+        self.encoder = nn.Linear(in_channels, hidden, bias=False)
+        self.bias = nn.Parameter(torch.zeros(hidden))
+        self.head = nn.Linear(hidden, classes)
+        self.gde = GDEConv(LinearDiffusion(-1, weight=False, alpha=alpha), control="add",
+                           **solver)
+        self.gdes = [self.gde]
+
+    def forward(self, x, edge_index):
+        """Logits ``(N, classes)``; in training, ``(samples, N, classes)``."""
+        samples = self.samples if self.training else 1
+        h = self.encoder(F.dropout(x, self.dropout, self.training))
+        h = h.repeat(1, samples)  # the passes share one solve, side by side in the channels
+        if self.training and self.dropnode > 0:
+            keep = torch.rand(h.size(0), samples, 1, device=h.device) >= self.dropnode
+            h = (h.view(h.size(0), samples, -1) * keep / (1 - self.dropnode)).flatten(1)
+        h = self.alpha * self.gde(h, edge_index)
+        h = h.view(h.size(0), samples, -1).transpose(0, 1) + self.bias
+        h = F.dropout(F.relu(h), self.hidden_dropout, self.training)
+        out = self.head(h)
+        return out if self.training else out[0]
+
+    def consistency_loss(self, logits):
+        """Mean squared distance of each pass's probabilities from their sharpened mean."""
+        p = logits.softmax(-1)
+        sharp = p.mean(0).pow(1 / self.temperature)
+        sharp = (sharp / sharp.sum(-1, keepdim=True)).detach()
+        return self.consistency * (p - sharp).pow(2).sum(-1).mean()
+
+
+MODELS = {"gcn": GCN, "gcde": GCDE, "cgnn": CGNN, "gde-cr": GDECR}
 
 
 def parse_args(argv=None):
@@ -147,7 +204,13 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float)
     p.add_argument("--field-dropout", type=float, help="dropout inside the GCDE vector field")
     p.add_argument("--decoder", choices=["linear", "gcn"], help="GCDE output layer")
-    p.add_argument("--alpha", type=float, help="cgnn damping (teleport probability)")
+    p.add_argument("--alpha", type=float, help="cgnn and gde-cr damping (teleport probability)")
+    p.add_argument("--hidden-dropout", type=float, help="gde-cr dropout before its output layer")
+    p.add_argument("--dropnode", type=float, help="gde-cr probability of dropping a node's "
+                                                   "features in each training pass")
+    p.add_argument("--samples", type=int, help="gde-cr training passes per step")
+    p.add_argument("--consistency", type=float, help="gde-cr weight of the consistency loss")
+    p.add_argument("--temperature", type=float, help="gde-cr sharpening temperature")
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--epochs", type=int)
@@ -175,7 +238,8 @@ def parse_args(argv=None):
                    help="continue from --checkpoint; ends exactly as an uninterrupted run")
     p.add_argument("--plot", help="write loss and accuracy curves (PNG) here")
     args = p.parse_args(argv)
-    defaults = DEFAULTS[args.model]
+    defaults = dict(DEFAULTS[args.model],
+                    **DATASET_DEFAULTS.get((args.model, (args.dataset or "Cora").lower()), {}))
     if args.method is not None and args.method != defaults.get("method") and args.step_size is None:
         defaults = dict(defaults, step_size=None)  # another method: adaptive unless a step is given
     for key, value in defaults.items():
@@ -188,6 +252,9 @@ def parse_args(argv=None):
                 f"not {args.num_neighbors!r}")
     if args.resume and not args.checkpoint:
         p.error("--resume continues from a checkpoint: give its path with --checkpoint PATH")
+    if args.batch_size is not None and args.model == "gde-cr":
+        p.error("gde-cr trains on the whole graph (its consistency loss spans every node): "
+                "run it without --batch-size")
     if args.batch_size is not None and args.batch_size < 1:
         p.error(f"--batch-size must be a positive number of seed nodes, not {args.batch_size}")
     return args
@@ -228,8 +295,13 @@ def train(net, model, data, opt, ctx, train_index):
     opt.zero_grad()
     mine = ctx.shard(train_index)
     out = net(data.x, data.edge_index)
-    loss = F.cross_entropy(out[mine], data.y[mine], reduction="sum")
-    (ctx.loss_scale(train_index.numel()) * loss).backward()
+    if out.dim() == 3:  # several passes (gde-cr): their mean loss plus the consistency loss
+        loss = F.cross_entropy(out[:, mine].flatten(0, 1), data.y[mine].repeat(out.size(0)),
+                               reduction="sum") / out.size(0)
+        extra = model.consistency_loss(out)
+    else:
+        loss, extra = F.cross_entropy(out[mine], data.y[mine], reduction="sum"), 0.0
+    (ctx.loss_scale(train_index.numel()) * loss + extra).backward()
     opt.step()
     return ctx.all_mean(loss.item() / max(mine.numel(), 1)), *solver_stats(model)
 
@@ -281,7 +353,10 @@ def run(args, data, num_classes, seed, ctx=None, saved=None, save=None):
                   step_size=args.step_size, gradient=args.gradient)
     model = MODELS[args.model](data.num_features, args.hidden, num_classes, dropout=args.dropout,
                                field_dropout=args.field_dropout, solver=solver,
-                               decoder=args.decoder, alpha=args.alpha).to(ctx.device)
+                               decoder=args.decoder, alpha=args.alpha,
+                               hidden_dropout=args.hidden_dropout, dropnode=args.dropnode,
+                               samples=args.samples, consistency=args.consistency,
+                               temperature=args.temperature).to(ctx.device)
     net = ctx.wrap(model)
     groups = model.param_groups(args.weight_decay) if hasattr(model, "param_groups") else \
         [dict(params=model.parameters(), weight_decay=args.weight_decay)]

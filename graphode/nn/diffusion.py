@@ -28,7 +28,8 @@ class LinearDiffusion(MessagePassing):
     (Gasteiger et al., 2019).
 
     Args:
-        channels: feature channels (input = output).
+        channels: feature channels (input = output); ``-1`` without ``weight``: any number,
+            as the input has.
         weight: learn the channel mixing ``W``; without it ``W = I``.
         alpha: damping (teleport probability) in ``[0, 1)``.
 
@@ -42,6 +43,9 @@ class LinearDiffusion(MessagePassing):
         super().__init__(aggr="add")
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must lie in [0, 1), got {alpha}")
+        if channels <= 0 and (weight or channels != -1):
+            raise ValueError(f"channels must be a positive number, or -1 (any) with "
+                             f"weight=False, got channels={channels}, weight={weight}")
         self.in_channels = self.out_channels = channels
         self.alpha = float(alpha)
         self.weight = torch.nn.Parameter(torch.empty(channels, channels)) if weight else None

@@ -17,7 +17,7 @@ FIELDS = {"dataset", "model", "seeds", "test_acc_mean", "test_acc_std", "val_acc
           "num_nodes", "peak_rss_mb"}
 
 
-@pytest.mark.parametrize("model", ["gcn", "gcde", "cgnn"])
+@pytest.mark.parametrize("model", ["gcn", "gcde", "cgnn", "gde-cr"])
 def test_loss_falls_in_five_epochs(model):
     args = nc.parse_args(["--dataset", "synthetic", "--model", model, "--epochs", "5"])
     data, name = nc.load(args)
@@ -55,6 +55,44 @@ def test_minibatches_of_sampled_neighbourhoods():
     result = nc.run(args, data, int(data.y.max()) + 1, seed=0)
     assert result["curves"]["loss"][-1] < result["curves"]["loss"][0]
     assert result["test"] > 0.5  # four classes: well above chance
+
+
+def test_gde_cr_draws_passes_in_one_solve_and_regularises_them():
+    """Training gives ``samples`` passes with different DropNode masks from one solve over
+    their stacked channels; evaluation is one deterministic pass. The consistency loss is zero
+    exactly when every pass predicts the same sharp distribution."""
+    args = nc.parse_args(["--dataset", "synthetic", "--model", "gde-cr"])
+    data, _ = nc.load(args)
+    solver = dict(t_span=(0.0, 2.0), method="rk4", step_size=1.0, gradient="autograd")
+    model = nc.GDECR(data.num_features, 8, 4, dropout=0.0, hidden_dropout=0.0, dropnode=0.5,
+                     samples=3, consistency=1.0, temperature=0.5, solver=solver, alpha=0.1)
+    out = model(data.x, data.edge_index)
+    assert out.shape == (3, data.num_nodes, 4) and model.gde.stats.nfe == 8
+    assert not torch.allclose(out[0], out[1])  # each pass drops other nodes
+    model.eval()
+    first, again = model(data.x, data.edge_index), model(data.x, data.edge_index)
+    assert first.shape == (data.num_nodes, 4) and torch.equal(first, again)
+    model.train()
+    same = torch.zeros(3, 5, 4).index_fill_(-1, torch.tensor([1]), 50.0)  # one-hot, sharp
+    assert model.consistency_loss(same) < 1e-12
+    spread = torch.randn(3, 5, 4)
+    assert model.consistency_loss(spread) > 0
+    # Without DropNode or dropout the passes agree with the evaluation pass.
+    model.dropnode = 0.0
+    out = model(data.x, data.edge_index)
+    model.eval()
+    assert torch.allclose(out[2], model(data.x, data.edge_index), atol=1e-6)
+
+
+def test_gde_cr_defaults_follow_the_dataset():
+    cora = nc.parse_args(["--model", "gde-cr"])
+    citeseer = nc.parse_args(["--model", "gde-cr", "--dataset", "CiteSeer"])
+    assert (cora.samples, cora.dropout, cora.weight_decay) == (4, 0.5, 5e-4)
+    assert (citeseer.samples, citeseer.dropout, citeseer.weight_decay) == (2, 0.0, 1e-3)
+    assert nc.parse_args(["--model", "gde-cr", "--dataset", "CiteSeer",
+                          "--samples", "3"]).samples == 3  # a flag wins
+    with pytest.raises(SystemExit):
+        nc.parse_args(["--model", "gde-cr", "--batch-size", "64"])
 
 
 def test_bad_flags_name_the_fix():

@@ -357,3 +357,18 @@ def test_damped_diffusion_with_source_is_exact_and_tends_to_pagerank():
     assert "alpha=0.2" in str(gde.field.layers[0])
     with pytest.raises(ValueError, match=r"alpha must lie in \[0, 1\)"):
         LinearDiffusion(4, alpha=1.0)
+
+
+def test_diffusion_without_weights_takes_any_width():
+    """``LinearDiffusion(-1, weight=False)`` acts channel by channel, so a state of any width
+    flows, and stacking states side by side gives each its own flow."""
+    x, ei = graph(dtype=torch.float64)
+    gde = GDEConv(LinearDiffusion(-1, weight=False, alpha=0.1), t_span=(0.0, 2.0),
+                  method="rk4", step_size=0.5, control="add", gradient="autograd")
+    wide = gde(torch.cat([x, 2 * x], 1), ei)
+    assert torch.allclose(wide, torch.cat([gde(x, ei), gde(2 * x, ei)], 1), atol=1e-12)
+    assert gde(x[:, :3], ei).shape == (x.size(0), 3)
+    with pytest.raises(ValueError, match="-1 \\(any\\) with weight=False"):
+        LinearDiffusion(-1)
+    with pytest.raises(ValueError, match="channels must be a positive number"):
+        LinearDiffusion(0, weight=False)
