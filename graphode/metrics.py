@@ -6,7 +6,8 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor
 
-__all__ = ["masked_mae", "masked_mse", "masked_huber", "masked_rmse", "masked_mape", "forecast_metrics"]
+__all__ = ["masked_mae", "masked_mse", "masked_huber", "masked_rmse", "masked_mape",
+           "forecast_metrics"]
 
 
 def _mask(target: Tensor, missing: Optional[float]) -> Tensor:
@@ -54,15 +55,20 @@ def masked_mape(pred: Tensor, target: Tensor, missing: Optional[float] = 0.0, di
 
 
 def forecast_metrics(pred: Tensor, target: Tensor, steps=(3, 6, 9, 12),
-                     interval: Optional[float] = 5.0, missing: Optional[float] = 0.0
-                     ) -> Dict[str, Dict[str, float]]:
+                     interval: Optional[float] = 5.0, missing: Optional[float] = 0.0,
+                     pooled: bool = False) -> Dict[str, Dict[str, float]]:
     """MAE, RMSE and MAPE at the given horizon steps of ``(S, P, N)`` forecasts, keyed by
-    minutes ahead (``"15min"``) when ``interval`` is in minutes, else by step (``"step3"``)."""
+    minutes ahead (``"15min"``) when ``interval`` is in minutes, else by step (``"step3"``).
+
+    ``pooled=True`` scores every step up to each horizon together instead of that step alone
+    (T-GCN's evaluation, whose "15 minutes" pools the forecasts 5, 10 and 15 minutes ahead).
+    """
     out = {}
     for step in steps:
         if step > pred.size(1):
             continue
-        p, t = pred[:, step - 1], target[:, step - 1]
+        part = slice(0, step) if pooled else step - 1
+        p, t = pred[:, part], target[:, part]
         key = f"{step * interval:g}min" if interval else f"step{step}"
         out[key] = {"mae": float(masked_mae(p, t, missing)),
                     "rmse": float(masked_rmse(p, t, missing)),

@@ -32,3 +32,12 @@ def test_per_dimension_and_horizons():
     assert set(m) == {"5min", "10min"}  # step 3 is beyond the horizon
     assert m["10min"] == pytest.approx({"mae": 3.0, "rmse": 3.0, "mape": 0.3})
     assert set(forecast_metrics(pred, target, steps=(2,), interval=None)) == {"step2"}
+
+
+def test_pooled_horizons_score_every_step_up_to_each():
+    """T-GCN's basis: "10 minutes" pools the forecasts 5 and 10 minutes ahead."""
+    target = torch.tensor([[[10.0, 20.0], [10.0, 0.0]]])  # (S=1, P=2, N=2); one missing
+    pred = torch.tensor([[[12.0, 20.0], [7.0, 5.0]]])
+    m = forecast_metrics(pred, target, steps=(1, 2), interval=5.0, pooled=True)
+    assert m["5min"] == forecast_metrics(pred, target, steps=(1,), interval=5.0)["5min"]
+    assert m["10min"] == pytest.approx({"mae": 5 / 3, "rmse": (13 / 3) ** 0.5, "mape": 0.5 / 3})

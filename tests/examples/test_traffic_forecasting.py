@@ -54,7 +54,9 @@ def test_script_writes_every_json_field(root, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(out.read_text())
     assert {"dataset", "model", "split", "metrics", "seconds_per_epoch"} <= set(summary)
-    assert set(summary["metrics"]) == HORIZONS
+    assert set(summary["metrics"]) == set(summary["metrics_pooled"]) == HORIZONS
+    # The 15-minute step alone is harder than the first three steps pooled.
+    assert summary["metrics_pooled"]["15min"]["rmse"] < summary["metrics"]["15min"]["rmse"]
     assert all(set(m) == {"mae", "rmse", "mape"} for m in summary["metrics"].values())
     assert summary["dataset"] == "Los-loop" and summary["drop_prob"] == 0.7
     assert "Los-loop gde-gru" in proc.stdout and "15min MAE" in proc.stdout
