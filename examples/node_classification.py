@@ -1,12 +1,14 @@
 """Node classification with graph neural ODEs on Planetoid citation graphs.
 
 Reproduces the GCDE of Poli et al., "Graph Neural Ordinary Differential Equations" (2019),
-next to the discrete GCN it is measured against, and a diffusion GDE with a source term in the
-spirit of CGNN (Xhonneux et al., 2020). With no arguments it trains the GCDE on Cora (or, when
-Cora can be neither found nor downloaded, on a synthetic graph):
+next to the discrete GCN it is measured against, a diffusion GDE with a source term in the
+spirit of CGNN (Xhonneux et al., 2020), and ``gde-cr``, the same diffusion as random
+propagation trained with consistency regularisation (after GRAND, Feng et al., 2020). With no
+arguments it trains the GCDE on Cora (or, when Cora can be neither found nor downloaded, on a
+synthetic graph):
 
     python examples/node_classification.py
-    python examples/node_classification.py --dataset CiteSeer --model cgnn --seeds 10
+    python examples/node_classification.py --dataset CiteSeer --model gde-cr --seeds 10
     python examples/node_classification.py --model gcde --method dopri5 --json out.json
 
 Reports test accuracy at the epoch of best validation accuracy, mean and std over seeds.
