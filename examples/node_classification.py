@@ -59,7 +59,7 @@ DEFAULTS = {
     # field dropout 0.5 and a linear decoder (the README lists what was tried).
     "gcde": dict(hidden=64, dropout=0.5, field_dropout=0.9, lr=0.01, weight_decay=5e-4,
                  epochs=300, patience=100, method="rk4", step_size=1.0, t_end=1.0,
-                 gradient="autograd", decoder="gcn"),
+                 gradient="autograd", encoder="gcn", decoder="gcn"),
     "cgnn": dict(hidden=64, dropout=0.5, alpha=0.1, lr=0.01, weight_decay=5e-3,
                  epochs=300, patience=100, method="rk4", step_size=1.0, t_end=10.0,
                  gradient="autograd"),
@@ -94,16 +94,19 @@ class GCN(nn.Module):
 
 class GCDE(nn.Module):
     """GCDE: input dropout, a GCN encoder, a GDE block with a GCN field (dropout inside it),
-    and a GCN decoder as in the GDE paper's code (``--decoder linear`` for a linear one).
+    and a GCN decoder as in the GDE paper's code (``--encoder linear`` and ``--decoder linear``
+    for linear ones).
 
     The encoder uses ReLU: with row-normalised features, the softplus encoder of the GDE
     paper's torchdyn tutorial maps every node near log 2 and trained to 40% on Cora here.
     """
 
-    def __init__(self, in_channels, hidden, classes, dropout, field_dropout, solver, decoder, **_):
+    def __init__(self, in_channels, hidden, classes, dropout, field_dropout, solver, encoder,
+                 decoder, **_):
         super().__init__()
         self.dropout = dropout
-        self.encoder = GCNConv(in_channels, hidden)
+        self.encoder = GCNConv(in_channels, hidden) if encoder == "gcn" else \
+            nn.Linear(in_channels, hidden)
         field = [nn.Dropout(field_dropout), GCNConv(hidden, hidden), nn.Softplus()]
         self.gde = GDEConv(field, **solver)
         self.decoder = GCNConv(hidden, classes) if decoder == "gcn" else nn.Linear(hidden, classes)
@@ -111,7 +114,8 @@ class GCDE(nn.Module):
 
     def forward(self, x, edge_index):
         x = F.dropout(x, self.dropout, self.training)
-        h = F.relu(self.encoder(x, edge_index))
+        h = F.relu(self.encoder(x, edge_index) if isinstance(self.encoder, GCNConv) else
+                   self.encoder(x))
         h = F.dropout(self.gde(h, edge_index), self.dropout, self.training)
         return self.decoder(h, edge_index) if isinstance(self.decoder, GCNConv) else self.decoder(h)
 
@@ -205,6 +209,7 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int)
     p.add_argument("--dropout", type=float)
     p.add_argument("--field-dropout", type=float, help="dropout inside the GCDE vector field")
+    p.add_argument("--encoder", choices=["linear", "gcn"], help="GCDE input layer")
     p.add_argument("--decoder", choices=["linear", "gcn"], help="GCDE output layer")
     p.add_argument("--alpha", type=float, help="cgnn and gde-cr damping (teleport probability)")
     p.add_argument("--hidden-dropout", type=float, help="gde-cr dropout before its output layer")
@@ -355,7 +360,7 @@ def run(args, data, num_classes, seed, ctx=None, saved=None, save=None):
                   step_size=args.step_size, gradient=args.gradient)
     model = MODELS[args.model](data.num_features, args.hidden, num_classes, dropout=args.dropout,
                                field_dropout=args.field_dropout, solver=solver,
-                               decoder=args.decoder, alpha=args.alpha,
+                               encoder=args.encoder, decoder=args.decoder, alpha=args.alpha,
                                hidden_dropout=args.hidden_dropout, dropnode=args.dropnode,
                                samples=args.samples, consistency=args.consistency,
                                temperature=args.temperature).to(ctx.device)

@@ -42,6 +42,16 @@ def test_script_writes_every_json_field(tmp_path):
     assert "synthetic gcde: test accuracy" in proc.stdout
 
 
+def test_gcde_encoder_and_decoder_flags():
+    args = nc.parse_args(["--dataset", "synthetic", "--model", "gcde", "--encoder", "linear",
+                          "--epochs", "3"])
+    data, _ = nc.load(args)
+    result = nc.run(args, data, int(data.y.max()) + 1, seed=0)
+    assert any(k.startswith("encoder.weight") for k in result["parameters"])
+    assert result["parameters"]["encoder.weight"].shape == (64, data.num_features)
+    assert nc.parse_args(["--model", "gcde"]).encoder == "gcn"
+
+
 def test_method_flag_makes_the_solve_adaptive():
     args = nc.parse_args(["--model", "gcde", "--method", "dopri5"])
     assert args.step_size is None and args.method == "dopri5"
