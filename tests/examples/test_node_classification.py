@@ -52,6 +52,31 @@ def test_gcde_encoder_and_decoder_flags():
     assert nc.parse_args(["--model", "gcde"]).encoder == "gcn"
 
 
+@pytest.mark.parametrize("encoder", ["gcn", "linear"])
+def test_gcde_encoder_init_draws_uniform_in_one_over_sqrt_hidden(encoder):
+    solver = dict(t_span=(0.0, 1.0), method="rk4", step_size=1.0)
+
+    def encoder_params(init):
+        torch.manual_seed(0)
+        model = nc.GCDE(1433, 64, 7, dropout=0.5, field_dropout=0.9, solver=solver,
+                        encoder=encoder, decoder="gcn", encoder_init=init)
+        weight = model.encoder.lin.weight if encoder == "gcn" else model.encoder.weight
+        return weight.detach(), model.encoder.bias.detach(), model
+
+    weight, bias, uniform = encoder_params("uniform")
+    bound = 64 ** -0.5
+    for p in (weight, bias):  # U(-b, b): inside the bound, with the variance b^2 / 3
+        assert p.abs().max() <= bound and p.abs().max() > 0.9 * bound
+    assert weight.var().item() == pytest.approx(bound ** 2 / 3, rel=0.02)
+    glorot_weight, _, glorot = encoder_params("glorot")
+    assert glorot_weight.abs().max() < 0.6 * bound  # PyG's Glorot (or Linear's) init is smaller
+    # Only the encoder changes: the field and decoder draw the same weights either way.
+    rest = [k for k in uniform.state_dict() if not k.startswith("encoder.")]
+    assert all(torch.equal(uniform.state_dict()[k], glorot.state_dict()[k]) for k in rest)
+    assert nc.parse_args(["--model", "gcde"]).encoder_init == "uniform"
+    assert nc.parse_args(["--model", "gcde", "--encoder-init", "glorot"]).encoder_init == "glorot"
+
+
 def test_method_flag_makes_the_solve_adaptive():
     args = nc.parse_args(["--model", "gcde", "--method", "dopri5"])
     assert args.step_size is None and args.method == "dopri5"
