@@ -57,10 +57,13 @@ DEFAULTS = {
     # One rk4 step over [0, 1] with heavy dropout inside the field, a GCN output layer and
     # the encoder initialised as in the GDE paper's code. rk4 steps of 0.5 with field dropout
     # 0.5 and a linear decoder gave 79.8 on Cora (3 seeds). The encoder initialisation lifts
-    # CiteSeer by 2 points and leaves Cora as it was. The README lists what was tried.
-    "gcde": dict(hidden=64, dropout=0.5, field_dropout=0.9, lr=0.01, weight_decay=5e-4,
-                 epochs=300, patience=100, method="rk4", step_size=1.0, t_end=1.0,
-                 gradient="autograd", encoder="gcn", decoder="gcn", encoder_init="uniform"),
+    # CiteSeer by 2 points and leaves Cora as it was. Dropout 0.8 on the input features
+    # (0.5 after the block) lifts both, and learns more slowly: hence 500 epochs. The README
+    # lists what was tried.
+    "gcde": dict(hidden=64, input_dropout=0.8, dropout=0.5, field_dropout=0.9, lr=0.01,
+                 weight_decay=5e-4, epochs=500, patience=150, method="rk4", step_size=1.0,
+                 t_end=1.0, gradient="autograd", encoder="gcn", decoder="gcn",
+                 encoder_init="uniform"),
     "cgnn": dict(hidden=64, dropout=0.5, alpha=0.1, lr=0.01, weight_decay=5e-3,
                  epochs=300, patience=100, method="rk4", step_size=1.0, t_end=10.0,
                  gradient="autograd"),
@@ -71,8 +74,11 @@ DEFAULTS = {
 }
 
 # Changes to a model's defaults on one dataset. gde-cr on CiteSeer takes GRAND's CiteSeer
-# settings (Feng et al., 2020) and the weight decay with the best validation accuracy.
+# settings (Feng et al., 2020) and the weight decay with the best validation accuracy; the
+# GCDE on CiteSeer integrates over [0, 0.5], the end time with the best validation accuracy
+# of 0.25, 0.5, 1 and 2.
 DATASET_DEFAULTS = {
+    ("gcde", "citeseer"): dict(t_end=0.5),
     ("gde-cr", "citeseer"): dict(samples=2, consistency=0.7, temperature=0.3, dropout=0.0,
                                  hidden_dropout=0.2, weight_decay=1e-3),
 }
@@ -103,13 +109,15 @@ class GCDE(nn.Module):
     ``encoder_init="uniform"`` draws the encoder's weights and biases uniformly from
     +-1/sqrt(hidden), as the GCN layer of the GDE paper's code does; PyG's Glorot
     initialisation draws from a range 2 (Cora) to 3 (CiteSeer) times narrower, because it
-    scales with the thousands of input features.
+    scales with the thousands of input features. ``input_dropout`` acts on the input
+    features (``dropout`` when not given), ``dropout`` on the output of the GDE block.
     """
 
     def __init__(self, in_channels, hidden, classes, dropout, field_dropout, solver, encoder,
-                 decoder, encoder_init="glorot", **_):
+                 decoder, encoder_init="glorot", input_dropout=None, **_):
         super().__init__()
         self.dropout = dropout
+        self.input_dropout = dropout if input_dropout is None else input_dropout
         self.encoder = GCNConv(in_channels, hidden) if encoder == "gcn" else \
             nn.Linear(in_channels, hidden)
         field = [nn.Dropout(field_dropout), GCNConv(hidden, hidden), nn.Softplus()]
@@ -122,7 +130,7 @@ class GCDE(nn.Module):
                 nn.init.uniform_(param, -hidden ** -0.5, hidden ** -0.5)
 
     def forward(self, x, edge_index):
-        x = F.dropout(x, self.dropout, self.training)
+        x = F.dropout(x, self.input_dropout, self.training)
         h = F.relu(self.encoder(x, edge_index) if isinstance(self.encoder, GCNConv) else
                    self.encoder(x))
         h = F.dropout(self.gde(h, edge_index), self.dropout, self.training)
@@ -217,6 +225,8 @@ def parse_args(argv=None):
     p.add_argument("--t-end", type=float, help="integration time of the GDE block")
     p.add_argument("--hidden", type=int)
     p.add_argument("--dropout", type=float)
+    p.add_argument("--input-dropout", type=float,
+                   help="GCDE dropout on the input features (--dropout acts after the GDE block)")
     p.add_argument("--field-dropout", type=float, help="dropout inside the GCDE vector field")
     p.add_argument("--encoder", choices=["linear", "gcn"], help="GCDE input layer")
     p.add_argument("--decoder", choices=["linear", "gcn"], help="GCDE output layer")
@@ -373,7 +383,8 @@ def run(args, data, num_classes, seed, ctx=None, saved=None, save=None):
     model = MODELS[args.model](data.num_features, args.hidden, num_classes, dropout=args.dropout,
                                field_dropout=args.field_dropout, solver=solver,
                                encoder=args.encoder, decoder=args.decoder,
-                               encoder_init=args.encoder_init, alpha=args.alpha,
+                               encoder_init=args.encoder_init,
+                               input_dropout=args.input_dropout, alpha=args.alpha,
                                hidden_dropout=args.hidden_dropout, dropnode=args.dropnode,
                                samples=args.samples, consistency=args.consistency,
                                temperature=args.temperature).to(ctx.device)

@@ -77,6 +77,28 @@ def test_gcde_encoder_init_draws_uniform_in_one_over_sqrt_hidden(encoder):
     assert nc.parse_args(["--model", "gcde", "--encoder-init", "glorot"]).encoder_init == "glorot"
 
 
+def test_gcde_input_dropout_acts_on_the_features_and_dropout_after_the_block():
+    solver = dict(t_span=(0.0, 1.0), method="rk4", step_size=1.0)
+    torch.manual_seed(0)
+    model = nc.GCDE(500, 16, 3, dropout=0.5, field_dropout=0.0, solver=solver, encoder="linear",
+                    decoder="linear", input_dropout=0.8).train()
+    seen = {}
+    model.encoder.register_forward_hook(lambda m, inp, out: seen.update(encoder=inp[0]))
+    model.decoder.register_forward_hook(lambda m, inp, out: seen.update(decoder=inp[0]))
+    x = torch.ones(400, 500)
+    model(x, torch.empty(2, 0, dtype=torch.long))
+    kept = seen["encoder"] != 0
+    assert kept.float().mean().item() == pytest.approx(0.2, abs=0.01)  # 200,000 draws
+    assert torch.allclose(seen["encoder"][kept], torch.full_like(seen["encoder"][kept], 5.0))
+    assert (seen["decoder"] == 0).float().mean().item() == pytest.approx(0.5, abs=0.02)
+    # Without input_dropout, one rate acts in both places, as before the flag existed.
+    assert nc.GCDE(500, 16, 3, dropout=0.3, field_dropout=0.0, solver=solver, encoder="linear",
+                   decoder="linear").input_dropout == 0.3
+    assert nc.parse_args(["--model", "gcde"]).input_dropout == 0.8
+    assert nc.parse_args(["--model", "gcde", "--input-dropout", "0.4"]).input_dropout == 0.4
+    assert nc.parse_args(["--model", "gcn"]).input_dropout is None
+
+
 def test_method_flag_makes_the_solve_adaptive():
     args = nc.parse_args(["--model", "gcde", "--method", "dopri5"])
     assert args.step_size is None and args.method == "dopri5"
