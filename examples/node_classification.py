@@ -53,7 +53,7 @@ except ImportError:  # the progress bar is a nicety
 # Tuned defaults per model; any flag given on the command line wins.
 DEFAULTS = {
     "gcn": dict(hidden=16, dropout=0.5, lr=0.01, weight_decay=5e-4, epochs=200, patience=100,
-                gradient="autograd"),
+                gradient="autograd", label_smoothing=0.0),
     # One rk4 step over [0, 1] with heavy dropout inside the field, a GCN output layer and
     # the encoder initialised as in the GDE paper's code. rk4 steps of 0.5 with field dropout
     # 0.5 and a linear decoder gave 79.8 on Cora (3 seeds). The encoder initialisation lifts
@@ -63,22 +63,24 @@ DEFAULTS = {
     "gcde": dict(hidden=64, input_dropout=0.8, dropout=0.5, field_dropout=0.9, lr=0.01,
                  weight_decay=5e-4, epochs=500, patience=150, method="rk4", step_size=1.0,
                  t_end=1.0, gradient="autograd", encoder="gcn", decoder="gcn",
-                 encoder_init="uniform"),
+                 encoder_init="uniform", label_smoothing=0.0),
     "cgnn": dict(hidden=64, dropout=0.5, alpha=0.1, lr=0.01, weight_decay=5e-3,
                  epochs=300, patience=100, method="rk4", step_size=1.0, t_end=10.0,
-                 gradient="autograd"),
+                 gradient="autograd", label_smoothing=0.0),
     "gde-cr": dict(hidden=32, dropout=0.5, hidden_dropout=0.5, dropnode=0.5, alpha=0.1,
                    samples=4, consistency=1.0, temperature=0.5, lr=0.01, weight_decay=5e-4,
                    epochs=1000, patience=200, method="rk4", step_size=1.0, t_end=10.0,
-                   gradient="autograd"),
+                   gradient="autograd", label_smoothing=0.0),
 }
 
 # Changes to a model's defaults on one dataset. gde-cr on CiteSeer takes GRAND's CiteSeer
 # settings (Feng et al., 2020) and the weight decay with the best validation accuracy; the
 # GCDE on CiteSeer integrates over [0, 0.5], the end time with the best validation accuracy
-# of 0.25, 0.5, 1 and 2.
+# of 0.25, 0.5, 1 and 2, and smooths its training labels by 0.3, the best validation accuracy
+# of 0.1 to 0.5 (it lifts the GCDE's best test accuracy at any epoch too: the model overfits
+# CiteSeer's 120 labels less, not just at other epochs).
 DATASET_DEFAULTS = {
-    ("gcde", "citeseer"): dict(t_end=0.5),
+    ("gcde", "citeseer"): dict(t_end=0.5, label_smoothing=0.3),
     ("gde-cr", "citeseer"): dict(samples=2, consistency=0.7, temperature=0.3, dropout=0.0,
                                  hidden_dropout=0.2, weight_decay=1e-3),
 }
@@ -240,6 +242,9 @@ def parse_args(argv=None):
     p.add_argument("--samples", type=int, help="gde-cr training passes per step")
     p.add_argument("--consistency", type=float, help="gde-cr weight of the consistency loss")
     p.add_argument("--temperature", type=float, help="gde-cr sharpening temperature")
+    p.add_argument("--label-smoothing", type=float,
+                   help="label smoothing of the training cross-entropy (PyTorch's "
+                        "label_smoothing: the target puts this much mass evenly on all classes)")
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--epochs", type=int)
@@ -284,6 +289,9 @@ def parse_args(argv=None):
     if args.batch_size is not None and args.model == "gde-cr":
         p.error("gde-cr trains on the whole graph (its consistency loss spans every node): "
                 "run it without --batch-size")
+    if not 0.0 <= args.label_smoothing < 1.0:
+        p.error(f"--label-smoothing is the share of the target spread over all classes: give a "
+                f"number in [0, 1), not {args.label_smoothing}")
     if args.batch_size is not None and args.batch_size < 1:
         p.error(f"--batch-size must be a positive number of seed nodes, not {args.batch_size}")
     return args
@@ -317,7 +325,7 @@ def solver_stats(model):
     return (sum(g.stats.nfe for g in model.gdes), sum(g.stats.nfe_backward for g in model.gdes))
 
 
-def train(net, model, data, opt, ctx, train_index):
+def train(net, model, data, opt, ctx, train_index, label_smoothing=0.0):
     """One full-graph step; each process takes its share of the training nodes, and the loss
     is scaled so that the all-reduced gradient is that of the mean over all of them."""
     net.train()
@@ -326,16 +334,18 @@ def train(net, model, data, opt, ctx, train_index):
     out = net(data.x, data.edge_index)
     if out.dim() == 3:  # several passes (gde-cr): their mean loss plus the consistency loss
         loss = F.cross_entropy(out[:, mine].flatten(0, 1), data.y[mine].repeat(out.size(0)),
-                               reduction="sum") / out.size(0)
+                               reduction="sum", label_smoothing=label_smoothing) / out.size(0)
         extra = model.consistency_loss(out)
     else:
-        loss, extra = F.cross_entropy(out[mine], data.y[mine], reduction="sum"), 0.0
+        loss = F.cross_entropy(out[mine], data.y[mine], reduction="sum",
+                               label_smoothing=label_smoothing)
+        extra = 0.0
     (ctx.loss_scale(train_index.numel()) * loss + extra).backward()
     opt.step()
     return ctx.all_mean(loss.item() / max(mine.numel(), 1)), *solver_stats(model)
 
 
-def train_batches(net, model, loader, opt, ctx):
+def train_batches(net, model, loader, opt, ctx, label_smoothing=0.0):
     """One epoch of mini-batches: a sampled neighbourhood per batch, the loss on its seeds."""
     net.train()
     losses, nfe_f, nfe_b = [], 0, 0
@@ -343,7 +353,7 @@ def train_batches(net, model, loader, opt, ctx):
         batch = batch.to(ctx.device)
         opt.zero_grad()
         out = net(batch.x, batch.edge_index)[:batch.batch_size]
-        loss = F.cross_entropy(out, batch.y[:batch.batch_size])
+        loss = F.cross_entropy(out, batch.y[:batch.batch_size], label_smoothing=label_smoothing)
         loss.backward()
         opt.step()
         f, b = solver_stats(model)
@@ -413,9 +423,9 @@ def run(args, data, num_classes, seed, ctx=None, saved=None, save=None):
         epoch += 1
         start = time.perf_counter()
         if loader is None:
-            loss, f, b = train(net, model, data, opt, ctx, train_index)
+            loss, f, b = train(net, model, data, opt, ctx, train_index, args.label_smoothing)
         else:
-            loss, f, b = train_batches(net, model, loader, opt, ctx)
+            loss, f, b = train_batches(net, model, loader, opt, ctx, args.label_smoothing)
         check_loss(loss, epoch)
         nfe_f, nfe_b = nfe_f + f, nfe_b + b
         # Every rank sees the same numbers, so every rank stops at the same epoch.

@@ -153,6 +153,29 @@ def test_gde_cr_defaults_follow_the_dataset():
         nc.parse_args(["--model", "gde-cr", "--batch-size", "64"])
 
 
+def test_label_smoothing_spreads_that_share_of_the_target_over_all_classes():
+    args = nc.parse_args(["--dataset", "synthetic", "--model", "gcn", "--dropout", "0"])
+    data, _ = nc.load(args)
+    classes = int(data.y.max()) + 1
+    torch.manual_seed(0)
+    model = nc.GCN(data.num_features, 8, classes, dropout=0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    ctx = nc.distributed.Context(device=torch.device("cpu"))
+    index = data.train_mask.nonzero().view(-1)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(data.x, data.edge_index)[index], -1)
+    nll = -logp.gather(1, data.y[index, None]).mean()
+    uniform = -logp.mean()  # cross-entropy against the uniform target
+    for eps in (0.0, 0.3):
+        loss = nc.train(model, model, data, opt, ctx, index, label_smoothing=eps)[0]
+        assert loss == pytest.approx(float((1 - eps) * nll + eps * uniform), rel=1e-5)
+    assert nc.parse_args(["--model", "gcde"]).label_smoothing == 0.0
+    assert nc.parse_args(["--model", "gcde", "--dataset", "CiteSeer"]).label_smoothing == 0.3
+    assert nc.parse_args(["--model", "gcn", "--dataset", "CiteSeer"]).label_smoothing == 0.0
+    with pytest.raises(SystemExit):
+        nc.parse_args(["--label-smoothing", "1.5"])
+
+
 def test_bad_flags_name_the_fix():
     with pytest.raises(SystemExit):
         nc.parse_args(["--num-neighbors", "ten"])
