@@ -63,7 +63,7 @@ DEFAULTS = {
     "gcde": dict(hidden=64, input_dropout=0.8, dropout=0.5, field_dropout=0.9, lr=0.01,
                  weight_decay=5e-4, epochs=500, patience=150, method="rk4", step_size=1.0,
                  t_end=1.0, gradient="autograd", encoder="gcn", decoder="gcn",
-                 encoder_init="uniform"),
+                 encoder_init="uniform", samples=1, consistency=0.0, temperature=0.5),
     "cgnn": dict(hidden=64, dropout=0.5, alpha=0.1, lr=0.01, weight_decay=5e-3,
                  epochs=300, patience=100, method="rk4", step_size=1.0, t_end=10.0,
                  gradient="autograd"),
@@ -78,9 +78,13 @@ DEFAULTS = {
 # GCDE on CiteSeer integrates over [0, 0.5], the end time with the best validation accuracy
 # of 0.25, 0.5, 1 and 2, and smooths its training labels by 0.3, the best validation accuracy
 # of 0.1 to 0.5 (it lifts the GCDE's best test accuracy at any epoch too: the model overfits
-# CiteSeer's 120 labels less, not just at other epochs).
+# CiteSeer's 120 labels less, not just at other epochs). It also trains on two dropout passes
+# per step with gde-cr's consistency loss (GRAND's CiteSeer weight and temperature, which had
+# a higher validation accuracy than weight 1 and temperature 0.5): validation accuracy rose
+# by 2.4 points on every seed screened.
 DATASET_DEFAULTS = {
-    ("gcde", "citeseer"): dict(t_end=0.5, label_smoothing=0.3),
+    ("gcde", "citeseer"): dict(t_end=0.5, label_smoothing=0.3, samples=2, consistency=0.7,
+                               temperature=0.3),
     ("gde-cr", "citeseer"): dict(samples=2, consistency=0.7, temperature=0.3, dropout=0.0,
                                  hidden_dropout=0.2, weight_decay=1e-3),
 }
@@ -101,7 +105,19 @@ class GCN(nn.Module):
         return self.conv2(x, edge_index)
 
 
-class GCDE(nn.Module):
+class Consistency:
+    """GRAND's consistency loss for a model trained on several random passes per step
+    (``self.consistency`` its weight, ``self.temperature`` the sharpening temperature)."""
+
+    def consistency_loss(self, logits):
+        """Mean squared distance of each pass's probabilities from their sharpened mean."""
+        p = logits.softmax(-1)
+        sharp = p.mean(0).pow(1 / self.temperature)
+        sharp = (sharp / sharp.sum(-1, keepdim=True)).detach()
+        return self.consistency * (p - sharp).pow(2).sum(-1).mean()
+
+
+class GCDE(Consistency, nn.Module):
     """GCDE: input dropout, a GCN encoder, a GDE block with a GCN field (dropout inside it),
     and a GCN decoder as in the GDE paper's code (``--encoder linear`` and ``--decoder linear``
     for linear ones).
@@ -113,12 +129,18 @@ class GCDE(nn.Module):
     initialisation draws from a range 2 (Cora) to 3 (CiteSeer) times narrower, because it
     scales with the thousands of input features. ``input_dropout`` acts on the input
     features (``dropout`` when not given), ``dropout`` on the output of the GDE block.
+
+    With ``samples`` > 1, training draws that many passes with their own dropout masks (one
+    solve each) and returns their logits stacked, ``(samples, N, classes)``, for the
+    consistency loss of ``gde-cr``; evaluation is one pass without dropout.
     """
 
     def __init__(self, in_channels, hidden, classes, dropout, field_dropout, solver, encoder,
-                 decoder, encoder_init="glorot", input_dropout=None, **_):
+                 decoder, encoder_init="glorot", input_dropout=None, samples=1,
+                 consistency=0.0, temperature=0.5, **_):
         super().__init__()
         self.dropout = dropout
+        self.samples, self.consistency, self.temperature = samples, consistency, temperature
         self.input_dropout = dropout if input_dropout is None else input_dropout
         self.encoder = GCNConv(in_channels, hidden) if encoder == "gcn" else \
             nn.Linear(in_channels, hidden)
@@ -131,7 +153,17 @@ class GCDE(nn.Module):
             for param in (weight, self.encoder.bias):
                 nn.init.uniform_(param, -hidden ** -0.5, hidden ** -0.5)
 
+    @property
+    def solves(self):
+        """Solves per forward call: one per pass."""
+        return self.samples if self.training else 1
+
     def forward(self, x, edge_index):
+        if self.training and self.samples > 1:
+            return torch.stack([self.one_pass(x, edge_index) for _ in range(self.samples)])
+        return self.one_pass(x, edge_index)
+
+    def one_pass(self, x, edge_index):
         x = F.dropout(x, self.input_dropout, self.training)
         h = F.relu(self.encoder(x, edge_index) if isinstance(self.encoder, GCNConv) else
                    self.encoder(x))
@@ -164,7 +196,7 @@ class CGNN(nn.Module):
         return self.gde(self.lin2(h), edge_index)
 
 
-class GDECR(nn.Module):
+class GDECR(Consistency, nn.Module):
     """Random propagation by a diffusion GDE, trained with consistency regularisation (in the
     spirit of GRAND, Feng et al., 2020). Each training pass drops whole nodes (DropNode) from
     the linearly encoded features H0 = X W1, which then flow by
@@ -202,13 +234,6 @@ class GDECR(nn.Module):
         out = self.head(h)
         return out if self.training else out[0]
 
-    def consistency_loss(self, logits):
-        """Mean squared distance of each pass's probabilities from their sharpened mean."""
-        p = logits.softmax(-1)
-        sharp = p.mean(0).pow(1 / self.temperature)
-        sharp = (sharp / sharp.sum(-1, keepdim=True)).detach()
-        return self.consistency * (p - sharp).pow(2).sum(-1).mean()
-
 
 MODELS = {"gcn": GCN, "gcde": GCDE, "cgnn": CGNN, "gde-cr": GDECR}
 
@@ -239,9 +264,12 @@ def parse_args(argv=None):
     p.add_argument("--hidden-dropout", type=float, help="gde-cr dropout before its output layer")
     p.add_argument("--dropnode", type=float, help="gde-cr probability of dropping a node's "
                                                    "features in each training pass")
-    p.add_argument("--samples", type=int, help="gde-cr training passes per step")
-    p.add_argument("--consistency", type=float, help="gde-cr weight of the consistency loss")
-    p.add_argument("--temperature", type=float, help="gde-cr sharpening temperature")
+    p.add_argument("--samples", type=int,
+                   help="gde-cr and gcde: training passes per step, each with its own dropout "
+                        "(gcde: 1 trains without the consistency loss)")
+    p.add_argument("--consistency", type=float,
+                   help="gde-cr and gcde: weight of the consistency loss between the passes")
+    p.add_argument("--temperature", type=float, help="gde-cr and gcde: sharpening temperature")
     p.add_argument("--label-smoothing", type=float,
                    help="label smoothing of the training cross-entropy (PyTorch's "
                         "label_smoothing: the target puts this much mass evenly on all classes)")
@@ -287,9 +315,14 @@ def parse_args(argv=None):
                 f"not {args.num_neighbors!r}")
     if args.resume and not args.checkpoint:
         p.error("--resume continues from a checkpoint: give its path with --checkpoint PATH")
-    if args.batch_size is not None and args.model == "gde-cr":
-        p.error("gde-cr trains on the whole graph (its consistency loss spans every node): "
-                "run it without --batch-size")
+    if args.batch_size is not None and (args.model == "gde-cr" or
+                                        args.model == "gcde" and args.samples > 1):
+        p.error(f"{args.model} with several passes per step trains on the whole graph (its "
+                f"consistency loss spans every node): run it without --batch-size"
+                + (" or with --samples 1" if args.model == "gcde" else ""))
+    if args.samples is not None and args.samples < 1:
+        p.error(f"--samples is the number of training passes per step: give 1 or more, "
+                f"not {args.samples}")
     if not 0.0 <= args.label_smoothing < 1.0:
         p.error(f"--label-smoothing is the share of the target spread over all classes: give a "
                 f"number in [0, 1), not {args.label_smoothing}")
@@ -323,7 +356,10 @@ def synthetic(num_nodes):
 
 
 def solver_stats(model):
-    return (sum(g.stats.nfe for g in model.gdes), sum(g.stats.nfe_backward for g in model.gdes))
+    """Function evaluations of the last forward call and its backward pass, over every solve."""
+    solves = getattr(model, "solves", 1)
+    return (solves * sum(g.stats.nfe for g in model.gdes),
+            solves * sum(g.stats.nfe_backward for g in model.gdes))
 
 
 def train(net, model, data, opt, ctx, train_index, label_smoothing=0.0):
@@ -333,7 +369,7 @@ def train(net, model, data, opt, ctx, train_index, label_smoothing=0.0):
     opt.zero_grad()
     mine = ctx.shard(train_index)
     out = net(data.x, data.edge_index)
-    if out.dim() == 3:  # several passes (gde-cr): their mean loss plus the consistency loss
+    if out.dim() == 3:  # several passes: their mean loss plus the consistency loss
         loss = F.cross_entropy(out[:, mine].flatten(0, 1), data.y[mine].repeat(out.size(0)),
                                reduction="sum", label_smoothing=label_smoothing) / out.size(0)
         extra = model.consistency_loss(out)

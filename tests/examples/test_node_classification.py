@@ -153,6 +153,48 @@ def test_gde_cr_defaults_follow_the_dataset():
         nc.parse_args(["--model", "gde-cr", "--batch-size", "64"])
 
 
+def test_gcde_trains_on_several_dropout_passes_with_the_consistency_loss():
+    """With ``samples`` > 1 the GCDE returns one pass per dropout draw in training (one solve
+    each, counted in the NFE) and one deterministic pass in evaluation; the training step adds
+    the consistency loss, and the run learns."""
+    args = nc.parse_args(["--dataset", "synthetic", "--model", "gcde", "--samples", "3",
+                          "--consistency", "1.0", "--epochs", "5"])
+    data, _ = nc.load(args)
+    solver = dict(t_span=(0.0, 1.0), method="rk4", step_size=1.0, gradient="autograd")
+    model = nc.GCDE(data.num_features, 8, 4, dropout=0.5, field_dropout=0.5, solver=solver,
+                    encoder="gcn", decoder="gcn", samples=3, consistency=1.0)
+    out = model(data.x, data.edge_index)
+    assert out.shape == (3, data.num_nodes, 4) and nc.solver_stats(model) == (12, 0)
+    assert not torch.allclose(out[0], out[1])  # each pass has its own dropout masks
+    assert model.consistency_loss(out) > 0
+    model.eval()
+    first, again = model(data.x, data.edge_index), model(data.x, data.edge_index)
+    assert first.shape == (data.num_nodes, 4) and torch.equal(first, again)
+    assert nc.solver_stats(model) == (4, 0)
+    result = nc.run(args, data, 4, seed=0)
+    assert result["nfe_forward"] == 12  # three rk4 steps of four evaluations per training step
+    assert result["curves"]["loss"][-1] < result["curves"]["loss"][0]
+    # One pass is the plain GCDE: the same run as without the flags.
+    plain = nc.parse_args(["--dataset", "synthetic", "--model", "gcde", "--epochs", "3"])
+    one = nc.parse_args(["--dataset", "synthetic", "--model", "gcde", "--epochs", "3",
+                         "--samples", "1", "--consistency", "1.0"])
+    assert nc.run(plain, data, 4, seed=1)["curves"] == nc.run(one, data, 4, seed=1)["curves"]
+
+
+def test_gcde_defaults_follow_the_dataset():
+    cora = nc.parse_args(["--model", "gcde"])
+    citeseer = nc.parse_args(["--model", "gcde", "--dataset", "CiteSeer"])
+    assert cora.samples == 1 and (cora.t_end, cora.label_smoothing) == (1.0, 0.0)
+    assert (citeseer.samples, citeseer.consistency, citeseer.temperature) == (2, 0.7, 0.3)
+    assert (citeseer.t_end, citeseer.label_smoothing) == (0.5, 0.3)
+    with pytest.raises(SystemExit):  # the consistency loss spans every node
+        nc.parse_args(["--model", "gcde", "--dataset", "CiteSeer", "--batch-size", "64"])
+    assert nc.parse_args(["--model", "gcde", "--dataset", "CiteSeer", "--batch-size", "64",
+                          "--samples", "1"]).batch_size == 64
+    with pytest.raises(SystemExit):
+        nc.parse_args(["--model", "gcde", "--samples", "0"])
+
+
 def test_label_smoothing_spreads_that_share_of_the_target_over_all_classes():
     args = nc.parse_args(["--dataset", "synthetic", "--model", "gcn", "--dropout", "0"])
     data, _ = nc.load(args)
