@@ -132,7 +132,7 @@ class GCDE(Consistency, nn.Module):
 
     With ``samples`` > 1, training draws that many passes with their own dropout masks (one
     solve each) and returns their logits stacked, ``(samples, N, classes)``, for the
-    consistency loss of ``gde-cr``; evaluation is one pass without dropout.
+    consistency loss that ``gde-cr`` trains with; evaluation is one pass without dropout.
     """
 
     def __init__(self, in_channels, hidden, classes, dropout, field_dropout, solver, encoder,
