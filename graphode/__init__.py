@@ -6,7 +6,8 @@ by autograd, the adjoint method or exact checkpointing.
 """
 __version__ = "0.1.0"
 
-from .api import Solution, odeint, odeint_adjoint, solve
+from .api import Solution, solve
+from .compat import odeint, odeint_adjoint
 from .solvers.controllers import PIController
 from .solvers.integrate import SolveError, SolverStats
 from .solvers.tableaux import METHODS, ButcherTableau

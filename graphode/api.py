@@ -1,5 +1,5 @@
-"""The public solver API: :func:`solve`, and the torchdiffeq-compatible :func:`odeint` /
-:func:`odeint_adjoint`."""
+"""The public solver API: :func:`solve` (the torchdiffeq-compatible :func:`~graphode.odeint`
+and :func:`~graphode.odeint_adjoint` live in :mod:`graphode.compat`)."""
 from __future__ import annotations
 
 import math
@@ -11,6 +11,7 @@ from torch import Tensor
 
 from .gradients import (
     GRADIENT_MODES,
+    FieldAudit,
     Problem,
     adjoint_solve,
     attach_time_gradients,
@@ -20,9 +21,9 @@ from .gradients import (
 from .solvers.compiled import compile_options, integrate_compiled
 from .solvers.integrate import IntegrationConfig, SolverStats, integrate, to_device
 from .solvers.per_graph import integrate_per_graph
-from .solvers.tableaux import FIXED_GRID_METHODS, get_tableau
+from .solvers.tableaux import get_tableau
 
-__all__ = ["Solution", "solve", "odeint", "odeint_adjoint"]
+__all__ = ["Solution", "solve"]
 
 Times = Union[Tensor, Sequence[float]]
 
@@ -44,26 +45,37 @@ class Solution:
 
 
 class _Field:
-    """Calls the user's field and checks, once, that it returns the state's shape.
+    """Calls the user's field and checks at every call that it returns ``dy/dt`` with the
+    state's shape and dtype (a field that changed either would be broadcast or promoted
+    silently). With an ``audit``, the first call goes through it (see
+    :class:`~graphode.gradients.FieldAudit`); the wrapper keeps no other state, so a compiled
+    solve checks while tracing and leaves no guard behind."""
 
-    With ``every_call`` it checks at every call and keeps no state: a compiled solve then
-    checks while tracing, and the check leaves no guard behind."""
-
-    def __init__(self, func: Callable, y0: Tensor, every_call: bool = False):
-        self.func, self.shape, self.checked, self.every_call = func, y0.shape, False, every_call
+    def __init__(self, func: Callable, y0: Tensor, audit: Optional[FieldAudit] = None):
+        self.func, self.shape, self.dtype, self.audit = func, y0.shape, y0.dtype, audit
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:
-        out = self.func(t, y)
-        if not self.checked:
-            if not isinstance(out, Tensor):
-                raise TypeError(f"func must return a tensor, got {type(out).__name__}")
-            if out.shape != self.shape:
-                raise ValueError(
-                    f"func returned a tensor of shape {tuple(out.shape)} for a state of shape "
-                    f"{tuple(self.shape)}; the vector field must return dy/dt with the state's "
-                    f"shape")
-            self.checked = not self.every_call
+        if self.audit is not None:
+            audit, self.audit = self.audit, None
+            out = audit(self.func, t, y)
+        else:
+            out = self.func(t, y)
+        if not isinstance(out, Tensor) or out.shape != self.shape or out.dtype != self.dtype:
+            raise self._mismatch(out)
         return out
+
+    def _mismatch(self, out: Any) -> Exception:
+        if not isinstance(out, Tensor):
+            return TypeError(f"func must return a tensor, got {type(out).__name__}")
+        if out.shape != self.shape:
+            return ValueError(
+                f"func returned a tensor of shape {tuple(out.shape)} for a state of shape "
+                f"{tuple(self.shape)}; the vector field must return dy/dt with the state's "
+                f"shape at every call")
+        return TypeError(
+            f"func returned dtype {out.dtype} for a state of dtype {self.dtype}; the vector "
+            f"field must return dy/dt in the state's dtype (convert the state, e.g. "
+            f"y0.to({out.dtype}), or the field's parameters, e.g. field.to({self.dtype}))")
 
 
 def _check_state(y0: Any, name: str = "y0") -> Tensor:
@@ -133,6 +145,25 @@ def _check_positive(name: str, value: Optional[float]) -> Optional[float]:
     return float(value)
 
 
+def _check_norm(norm: Optional[Callable[..., Any]]) -> Optional[Callable[..., Tensor]]:
+    """Wrap a user's error norm so that a norm returning anything but one number is named."""
+    if norm is None:
+        return None
+    if not callable(norm):
+        raise TypeError(f"norm must be a callable returning a scalar, got {type(norm).__name__}")
+
+    def checked(x: Any) -> Tensor:
+        value = norm(x)
+        if not isinstance(value, Tensor):
+            value = torch.as_tensor(value, dtype=torch.float64)
+        if value.numel() != 1 or value.is_complex():
+            raise ValueError(f"norm must return a real scalar (one number per state), got a "
+                             f"tensor of shape {tuple(value.shape)}; reduce it, e.g. with "
+                             f".max() or torch.linalg.vector_norm")
+        return value.reshape(())
+    return checked
+
+
 def _check_grid(grid: Optional[Times], values: List[float]) -> Optional[List[float]]:
     if grid is None:
         return None
@@ -150,20 +181,24 @@ def _check_grid(grid: Optional[Times], values: List[float]) -> Optional[List[flo
 def _run(func: Callable, y0: Tensor, t: Tensor, times: List[float], config: IntegrationConfig,
          gradient: str, adjoint_params: Optional[Sequence[Tensor]],
          adjoint_config: Optional[IntegrationConfig], adjoint_seminorm: bool,
-         param_source: Any) -> Tuple[Tensor, SolverStats]:
+         param_source: Any, adjoint_norm: Optional[Callable] = None
+         ) -> Tuple[Tensor, SolverStats]:
     """Dispatch to the gradient mode; returns the stacked outputs and the stats."""
     if gradient not in GRADIENT_MODES:
         raise ValueError(f"unknown gradient mode {gradient!r}; valid modes are: "
                          f"{', '.join(GRADIENT_MODES)}")
     stats = SolverStats()
-    field = _Field(func, y0)
-    problem = Problem(field, times, config, stats, adjoint_config, adjoint_seminorm)
     params: Tuple[Tensor, ...] = ()
     if gradient != "autograd":
         params = resolve_params(param_source, adjoint_params, gradient)
     wants_t_grad = torch.is_grad_enabled() and t.requires_grad
     needs_graph = torch.is_grad_enabled() and (
         y0.requires_grad or wants_t_grad or any(p.requires_grad for p in params))
+    audit = None
+    if gradient != "autograd" and needs_graph:
+        audit = FieldAudit(gradient, params, forbid_random=gradient == "adjoint")
+    field = _Field(func, y0, audit)
+    problem = Problem(field, times, config, stats, adjoint_config, adjoint_seminorm, adjoint_norm)
 
     if gradient == "autograd" or not needs_graph:
         if gradient == "autograd" and wants_t_grad:
@@ -263,7 +298,7 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
         step_size=_check_positive("step_size", step_size), grid=_check_grid(grid, times),
         first_step=_check_positive("first_step", first_step), max_steps=max_steps,
         safety=safety, ifactor=ifactor, dfactor=dfactor, min_step=float(min_step),
-        max_step=float(max_step), norm=norm, interp=interp,
+        max_step=float(max_step), norm=_check_norm(norm), interp=interp,
         step_t=tuple(float(s) for s in step_t), jump_t=tuple(float(s) for s in jump_t),
         perturb=bool(perturb), check_finite=check_finite)
     config.controller()  # validates the controller settings up front
@@ -308,7 +343,7 @@ def _solve_compiled(func: Callable, y0: Tensor, ts: Tensor, times: List[float],
     if len(times) == 1:
         return Solution(ys=y0.unsqueeze(0), ts=ts, stats=SolverStats())
     stats = SolverStats()
-    ys = integrate_compiled(_Field(func, y0, every_call=True), y0, times, config, stats, options)
+    ys = integrate_compiled(_Field(func, y0), y0, times, config, stats, options)
     return Solution(ys=ys, ts=ts, stats=stats)
 
 
@@ -328,150 +363,3 @@ def _solve_per_graph(func: Callable, y0: Tensor, ts: Tensor, times: List[float],
     stats = SolverStats()
     ys = integrate_per_graph(_Field(func, y0), y0, times, batch.to(y0.device), config, stats)
     return Solution(ys=torch.stack(ys), ts=ts, stats=stats)
-
-
-# ----------------------------------------------------------------------------------------
-# torchdiffeq-compatible interface
-# ----------------------------------------------------------------------------------------
-
-_FIXED_OPTIONS = frozenset({"step_size", "grid_constructor", "perturb", "interp"})
-_ADAPTIVE_OPTIONS = frozenset({"first_step", "max_num_steps", "min_step", "max_step", "step_t",
-                               "jump_t", "norm", "safety", "ifactor", "dfactor", "dtype"}
-                              ) | _FIXED_OPTIONS
-
-
-class _TupleField:
-    """Presents a flat state to a field written for a tuple of tensors (torchdiffeq style)."""
-
-    def __init__(self, func: Callable, shapes: List[torch.Size]):
-        self.func, self.shapes = func, shapes
-        self.sizes = [math.prod(s) for s in shapes]
-
-    def split(self, flat: Tensor) -> Tuple[Tensor, ...]:
-        lead = flat.shape[:-1]
-        return tuple(part.view(*lead, *shape) for part, shape in
-                     zip(torch.split(flat, self.sizes, dim=-1), self.shapes))
-
-    def __call__(self, t: Tensor, y: Tensor) -> Tensor:
-        out = self.func(t, self.split(y))
-        if not isinstance(out, (tuple, list)) or len(out) != len(self.shapes):
-            raise ValueError(f"func must return a tuple of {len(self.shapes)} tensors for a tuple "
-                             f"state, got {type(out).__name__}")
-        return torch.cat([o.reshape(-1) for o in out])
-
-
-def _flatten_state(y0: Any) -> Tuple[Tensor, Optional[List[torch.Size]]]:
-    if isinstance(y0, (tuple, list)):
-        if len(y0) == 0:
-            raise ValueError("y0 is an empty tuple")
-        parts = [_check_state(y, f"y0[{i}]") for i, y in enumerate(y0)]
-        if len({p.device for p in parts}) > 1:
-            raise ValueError("the tensors of a tuple y0 must share one device")
-        dtype = parts[0].dtype
-        for p in parts[1:]:
-            dtype = torch.promote_types(dtype, p.dtype)
-        return torch.cat([p.reshape(-1).to(dtype) for p in parts]), [p.shape for p in parts]
-    return _check_state(y0), None
-
-
-def _config_from_options(method: Optional[str], rtol: Any, atol: Any, options: Optional[Dict],
-                         values: List[float], func: Callable,
-                         y0: Union[Tensor, Tuple[Tensor, ...]], t: Tensor,
-                         shapes: Optional[List[torch.Size]]) -> IntegrationConfig:
-    method = "dopri5" if method is None else method
-    tableau = get_tableau(method)
-    options = dict(options or {})
-    valid = _FIXED_OPTIONS if method in FIXED_GRID_METHODS else _ADAPTIVE_OPTIONS
-    unknown = sorted(set(options) - valid)
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for method {method!r}; valid options "
-                         f"are: {', '.join(sorted(valid))}")
-    rtol, atol = _check_tolerances(rtol, atol)
-    grid = None
-    if options.get("grid_constructor") is not None:
-        if options.get("step_size") is not None:
-            raise ValueError("give either step_size or grid_constructor, not both")
-        grid = _check_grid(options["grid_constructor"](func, y0, t), values)
-    norm = options.get("norm")
-    if norm is not None and shapes is not None:
-        user_norm, splitter = norm, _TupleField(func, shapes)
-        norm = lambda x: user_norm(splitter.split(x))  # noqa: E731
-    max_num_steps = options.get("max_num_steps", 2 ** 31 - 1)
-    if not isinstance(max_num_steps, int) or max_num_steps < 1:
-        raise ValueError(f"max_num_steps must be a positive integer, got {max_num_steps!r}")
-    as_floats = lambda v: tuple(  # noqa: E731
-        (v.detach().to("cpu", torch.float64).tolist() if isinstance(v, Tensor) else v) or ())
-    config = IntegrationConfig(
-        tableau=tableau, rtol=rtol, atol=atol, adaptive=tableau.adaptive,
-        step_size=_check_positive("step_size", options.get("step_size")), grid=grid,
-        first_step=_check_positive("first_step", options.get("first_step")),
-        max_steps=max_num_steps, min_step=float(options.get("min_step", 0.0)),
-        max_step=float(options.get("max_step", math.inf)),
-        safety=float(options.get("safety", 0.9)), ifactor=float(options.get("ifactor", 10.0)),
-        dfactor=float(options.get("dfactor", 0.2)), norm=norm,
-        step_t=tuple(float(s) for s in as_floats(options.get("step_t"))),
-        jump_t=tuple(float(s) for s in as_floats(options.get("jump_t"))),
-        perturb=bool(options.get("perturb", False)), interp=options.get("interp", "linear"))
-    config.controller()
-    config.output_mode()
-    return config
-
-
-def _unflatten(ys: Tensor, shapes: Optional[List[torch.Size]]) -> Union[Tensor, Tuple[Tensor, ...]]:
-    if shapes is None:
-        return ys
-    sizes = [math.prod(s) for s in shapes]
-    return tuple(part.reshape(ys.shape[0], *shape)
-                 for part, shape in zip(torch.split(ys, sizes, dim=-1), shapes))
-
-
-def odeint(func: Callable, y0: Union[Tensor, Tuple[Tensor, ...]], t: Tensor, *,
-           rtol: float = 1e-7, atol: float = 1e-9, method: Optional[str] = None,
-           options: Optional[Dict[str, Any]] = None) -> Union[Tensor, Tuple[Tensor, ...]]:
-    """Drop-in replacement for ``torchdiffeq.odeint`` (explicit Runge-Kutta methods).
-
-    Same signature, defaults, output shape ``(len(t), *y0.shape)``, tuple states and
-    options (``step_size``, ``grid_constructor``, ``perturb``, ``interp`` for fixed-grid
-    methods; ``first_step``, ``max_num_steps``, ``min_step``, ``max_step``, ``step_t``,
-    ``jump_t``, ``norm``, ``safety``, ``ifactor``, ``dfactor`` for adaptive ones).
-    Gradients flow by autograd. Unknown methods or options raise ``ValueError``.
-    """
-    flat, shapes = _flatten_state(y0)
-    field = func if shapes is None else _TupleField(func, shapes)
-    ts, values = _check_times(t, flat)
-    config = _config_from_options(method, rtol, atol, options, values, func, y0, t, shapes)
-    ys, _ = _run(field, flat, ts, values, config, "autograd", None, None, False, func)
-    return _unflatten(ys, shapes)
-
-
-def odeint_adjoint(func: Callable, y0: Union[Tensor, Tuple[Tensor, ...]], t: Tensor, *,
-                   rtol: float = 1e-7, atol: float = 1e-9, method: Optional[str] = None,
-                   options: Optional[Dict[str, Any]] = None, adjoint_rtol: Optional[float] = None,
-                   adjoint_atol: Optional[float] = None, adjoint_method: Optional[str] = None,
-                   adjoint_options: Optional[Dict[str, Any]] = None,
-                   adjoint_params: Optional[Sequence[Tensor]] = None
-                   ) -> Union[Tensor, Tuple[Tensor, ...]]:
-    """Drop-in replacement for ``torchdiffeq.odeint_adjoint``: O(1)-memory adjoint gradients.
-
-    ``adjoint_options`` takes the same keys as ``options`` plus ``norm="seminorm"``.
-    ``func`` must be an ``nn.Module`` unless ``adjoint_params`` is given.
-    """
-    flat, shapes = _flatten_state(y0)
-    field = func if shapes is None else _TupleField(func, shapes)
-    ts, values = _check_times(t, flat)
-    config = _config_from_options(method, rtol, atol, options, values, func, y0, t, shapes)
-    adjoint_options = dict(adjoint_options or {})
-    seminorm = adjoint_options.get("norm") == "seminorm"
-    if seminorm:
-        del adjoint_options["norm"]
-    if adjoint_method is None and not adjoint_options:
-        # Like torchdiffeq: the backward solve inherits the forward method's options.
-        adjoint_options = {k: v for k, v in (options or {}).items() if k not in ("norm", "step_t", "jump_t", "grid_constructor")}
-    back = _config_from_options(adjoint_method or method, rtol if adjoint_rtol is None else adjoint_rtol,
-                                atol if adjoint_atol is None else adjoint_atol, adjoint_options,
-                                values, func, y0, t, None)
-    back.norm = adjoint_options.get("norm")
-    if adjoint_params is None and not isinstance(func, torch.nn.Module):
-        resolve_params(func, None, "adjoint")  # raises the explanatory error
-    ys, _ = _run(field, flat, ts, values, config, "adjoint", adjoint_params, back, seminorm, func)
-    return _unflatten(ys, shapes)

@@ -1,8 +1,9 @@
 """How gradients flow through a solve: autograd, the adjoint method, or checkpointing."""
 from .adjoint import adjoint_solve
+from .audit import FieldAudit, unlisted_tensors
 from .checkpoint import checkpoint_solve
 from .common import GRADIENT_MODES, Problem, resolve_params
 from .times import attach_time_gradients
 
 __all__ = ["GRADIENT_MODES", "Problem", "adjoint_solve", "checkpoint_solve",
-           "attach_time_gradients", "resolve_params"]
+           "attach_time_gradients", "resolve_params", "FieldAudit", "unlisted_tensors"]

@@ -69,9 +69,21 @@ class _AdjointSolve(torch.autograd.Function):
         n = ys[0].numel()
         sizes = [n, n] + [p.numel() for p in params]
         assert problem.adjoint is not None
+        zero_t = torch.zeros((), dtype=dtype, device=ys.device)
+
+        def parts(z: Tensor):
+            views, offset = [zero_t, z[:n].view(shape), z[n:2 * n].view(shape)], 2 * n
+            for p in params:
+                views.append(z[offset:offset + p.numel()].view_as(p))
+                offset += p.numel()
+            return tuple(views)
+        user_norm, callbacks = problem.adjoint_norm, problem.adjoint.callbacks
         # A local copy: the problem's backward settings stay as the caller gave them.
-        config = replace(problem.adjoint, norm=problem.adjoint.norm or _segment_norm(
-            sizes, 2 if problem.adjoint_seminorm else len(sizes)))
+        config = replace(
+            problem.adjoint,
+            norm=(lambda z: user_norm(parts(z))) if user_norm is not None else
+            problem.adjoint.norm or _segment_norm(sizes, 2 if problem.adjoint_seminorm else len(sizes)),
+            callbacks=None if callbacks is None else callbacks.mapped(parts))
         stats = SolverStats()
 
         def augmented(t: Tensor, z: Tensor) -> Tensor:

@@ -19,7 +19,10 @@ class Problem:
     """One solve, bundled so that autograd Functions take it as a single argument.
 
     ``func(t, y)`` receives ``t`` as a 0-dim tensor in the state's dtype. ``adjoint`` is the
-    configuration of the backward solve (adjoint mode only).
+    configuration of the backward solve (adjoint mode only); ``adjoint_norm``, if given,
+    replaces its error norm and receives the augmented state as the tuple
+    ``(t, y, a, *parameter_adjoints)`` (``t`` a 0-dim zero, as torchdiffeq passes it), and
+    the backward configuration's callbacks receive the same tuple as their state.
     """
 
     func: Callable[[Tensor, Tensor], Tensor]
@@ -28,6 +31,7 @@ class Problem:
     stats: SolverStats
     adjoint: Optional[IntegrationConfig] = None
     adjoint_seminorm: bool = False
+    adjoint_norm: Optional[Callable[[Tuple[Tensor, ...]], Tensor]] = None
 
 
 def resolve_params(func: object, adjoint_params: Optional[Sequence[Tensor]], mode: str

@@ -14,6 +14,7 @@ from ..solvers.integrate import SolverStats
 from ..solvers.tableaux import get_tableau
 from .field import GraphVectorField, channels_of
 from .sparse import to_edge_index
+from .validate import check_graph
 
 __all__ = ["GDEConv"]
 
@@ -77,6 +78,10 @@ class GDEConv(Module):
         per_graph_steps: give every graph of a batch (the ``batch`` argument of ``forward``)
             its own adaptive step size and error control, so that a graph's output does not
             depend on its batch mates (adaptive methods with ``gradient="autograd"``).
+        validate: check the graph at every forward before solving: dtypes and devices of
+            ``x``, ``edge_index``, ``edge_weight``, ``batch`` and the field, the edge-weight
+            length and the node-index range (one host synchronisation per forward). ``False``
+            skips the checks, e.g. for a sync-free GPU loop over graphs known to be valid.
         **solver_kwargs: further keywords for :func:`graphode.solve` (``max_steps``,
             ``adjoint_method``, ``adjoint_rtol``, ...; ``compile=True`` or
             ``compile="reduce-overhead"`` compiles a fixed-step solve with
@@ -110,7 +115,7 @@ class GDEConv(Module):
                  gradient: str = "adjoint", adjoint_seminorm: bool = True,
                  t_eval: Optional[Sequence[float]] = None, control: Optional[str] = None,
                  augment: int = 0, keep_augmented: bool = False, precompute: bool = True,
-                 per_graph_steps: bool = False, **solver_kwargs):
+                 per_graph_steps: bool = False, validate: bool = True, **solver_kwargs):
         super().__init__()
         self.field = field if isinstance(field, GraphVectorField) else GraphVectorField(
             field, control=control, precompute=precompute)
@@ -124,6 +129,10 @@ class GDEConv(Module):
             if not t_eval or any(not lo <= v <= hi for v in t_eval):
                 raise ValueError(f"t_eval must be non-empty and lie within t_span={t_span}, "
                                  f"got {t_eval}")
+            direction = 1.0 if t1 > t0 else -1.0
+            if any(direction * (b - a) <= 0 for a, b in zip(t_eval, t_eval[1:])):
+                raise ValueError(f"t_eval must run from t_span[0] towards t_span[1] without "
+                                 f"repeats, got {t_eval}; sort it and remove repeated times")
         self.t_eval = t_eval
         if not isinstance(augment, int) or augment < 0:
             raise ValueError(f"augment must be a non-negative int, got {augment!r}")
@@ -132,6 +141,7 @@ class GDEConv(Module):
         self.gradient, self.adjoint_seminorm = gradient, adjoint_seminorm
         self.solver_kwargs = solver_kwargs
         self.per_graph_steps = per_graph_steps
+        self.validate = validate
         if per_graph_steps and (step_size is not None or not get_tableau(method).adaptive
                                 or gradient != "autograd"):
             raise ValueError(
@@ -180,13 +190,8 @@ class GDEConv(Module):
         if self._channels_checked != state:
             _check_channels(list(self.field.layers), state, self.field.control)
             self._channels_checked = state
-        if self.training and self.gradient == "adjoint" and any(
-                isinstance(m, torch.nn.Dropout) and m.p > 0 for m in self.field.modules()):
-            raise ValueError(
-                "dropout inside the vector field gives the adjoint's backward solve other masks "
-                "than the forward solve used, so its gradients would be wrong: use "
-                "gradient='autograd' or gradient='checkpoint' (which replays the same masks), "
-                "or move the dropout outside the GDEConv")
+        if self.validate:
+            check_graph(x, edge_index, edge_weight, batch, [self.field])
         h0 = x
         if self.augment:
             h0 = torch.cat([x, x.new_zeros(x.size(0), self.augment)], dim=-1)
@@ -194,6 +199,13 @@ class GDEConv(Module):
                         control_input=x if self.field.control else None)
         times = self._times()
         extra = dict(self.solver_kwargs)
+        if self.gradient != "autograd":
+            # The adjoint and checkpoint modes differentiate only what they are given: the
+            # graph's learned inputs go in beside the field's parameters.
+            graph_inputs = [v for v in (edge_weight, x if self.field.control else None)
+                            if v is not None and v.requires_grad]
+            extra["adjoint_params"] = [*extra.get("adjoint_params", self.field.parameters()),
+                                       *graph_inputs]
         if self.per_graph_steps:
             extra["per_graph"] = batch if batch is not None else \
                 torch.zeros(x.size(0), dtype=torch.long, device=x.device)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -18,7 +18,7 @@ from .interpolation import hermite, linear, rk_dense
 from .rk import RungeKutta
 from .tableaux import ButcherTableau
 
-__all__ = ["SolverStats", "SolveError", "IntegrationConfig", "Step", "integrate", "replay_step",
+__all__ = ["SolverStats", "SolveError", "Callbacks", "IntegrationConfig", "Step", "integrate", "replay_step",
            "fixed_grid", "grid_of", "check_finite_outputs"]
 
 Func = Callable[[Tensor, Tensor], Tensor]
@@ -63,6 +63,29 @@ class SolveError(RuntimeError):
 
 
 @dataclass
+class Callbacks:
+    """Functions the loops call around each step, as torchdiffeq calls a field's
+    ``callback_step``, ``callback_accept_step`` and ``callback_reject_step``: each receives
+    ``(t0, y0, dt)`` with ``t0`` and ``dt`` as 0-dim float64 tensors."""
+
+    step: Optional[Callable[[Tensor, Tensor, Tensor], None]] = None
+    accept: Optional[Callable[[Tensor, Tensor, Tensor], None]] = None
+    reject: Optional[Callable[[Tensor, Tensor, Tensor], None]] = None
+
+    def mapped(self, state: Callable[[Tensor], Any]) -> "Callbacks":
+        """The same callbacks, receiving ``state(y)`` in place of the solver's flat state."""
+        def wrap(callback):
+            return None if callback is None else lambda t0, y0, dt: callback(t0, state(y0), dt)
+        return Callbacks(wrap(self.step), wrap(self.accept), wrap(self.reject))
+
+    def __call__(self, which: str, t0: float, y0: Tensor, dt: float) -> None:
+        callback = getattr(self, which)
+        if callback is not None:
+            as_tensor = lambda v: torch.tensor(v, dtype=torch.float64, device=y0.device)  # noqa: E731
+            callback(as_tensor(t0), y0, as_tensor(dt))
+
+
+@dataclass
 class IntegrationConfig:
     """Everything one integration needs besides the field and the initial state."""
 
@@ -87,6 +110,7 @@ class IntegrationConfig:
     perturb: bool = False
     interp: str = "auto"
     check_finite: bool = True
+    callbacks: Optional[Callbacks] = None
 
     @property
     def fixed(self) -> bool:
@@ -115,14 +139,22 @@ class IntegrationConfig:
                             max_step=self.max_step)
 
 
-def fixed_grid(times: Sequence[float], step_size: float) -> List[float]:
-    """Equal steps of ``step_size`` from ``times[0]`` to ``times[-1]``; the last may be shorter."""
+def fixed_grid(times: Sequence[float], step_size: float, max_steps: Optional[int] = None
+               ) -> List[float]:
+    """Equal steps of ``step_size`` from ``times[0]`` to ``times[-1]``; the last may be shorter.
+
+    Raises ``ValueError`` before building the grid when it would need more than
+    ``max_steps`` steps."""
     t0, t1 = times[0], times[-1]
     span = abs(t1 - t0)
     if span == 0.0:
         return [t0]
     # A small relative slack keeps 1.0 / 0.1 from producing an eleventh, vanishing step.
     n = max(1, math.ceil(span / step_size * (1.0 - 1e-12)))
+    if max_steps is not None and n > max_steps:
+        raise ValueError(
+            f"step_size={step_size:g} over [{t0:g}, {t1:g}] needs {n} steps, more than "
+            f"max_steps={max_steps}: use a larger step_size, or raise max_steps if you mean it")
     direction = math.copysign(1.0, t1 - t0)
     return [t0 + direction * i * step_size for i in range(n)] + [t1]
 
@@ -140,29 +172,56 @@ def _time_tensor(t: float, like: Tensor, toward: Optional[float] = None) -> Tens
 def _non_finite(where: str, t: float, h: float, ys: Sequence[Tensor]) -> SolveError:
     return SolveError(
         f"the state or its derivative became non-finite (NaN or inf) {where} t={t:.6g} with "
-        f"step size {h:.3g}; the vector field diverged there: lower the step size or "
-        f"tolerances, or check the field for overflow", t, h, ys)
+        f"step size {h:.3g}: check y0 and the field's parameters for NaN or inf; if they are "
+        f"finite, the solution diverged there: lower the step size or tolerances, or check "
+        f"the field for overflow", t, h, ys)
 
 
 Record = Optional[List["Step"]]
 
 
+RngState = Tuple[Tensor, Optional[Tensor]]
+
+
 @dataclass
 class Step:
     """An accepted step, as checkpointing replays it: from ``(t, y)`` with size ``h``,
-    producing the outputs ``(index, theta)`` that fall inside it (``theta == 1``: the end)."""
+    producing the outputs ``(index, theta)`` that fall inside it (``theta == 1``: the end).
+
+    ``rng`` holds the random state before the step's first stage was evaluated (for an FSAL
+    method that is inside the previous step) and before its second stage, so that a field
+    that draws random numbers replays with the forward's draws."""
 
     t: float
     h: float
     y: Tensor
     outputs: List[Tuple[int, float]]
-    rng: Optional[Tuple[Tensor, Optional[Tensor]]] = None
+    rng: Optional[Tuple[RngState, RngState]] = None
 
 
-def rng_state(device: torch.device) -> Tuple[Tensor, Optional[Tensor]]:
-    """The random state a step starts from (CPU, and the state's CUDA device)."""
+def rng_state(device: torch.device) -> RngState:
+    """The random state now (CPU, and the state's CUDA device)."""
     cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     return torch.get_rng_state(), cuda
+
+
+def _set_rng_state(state: RngState, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+class _RngTap:
+    """Wraps the field while steps are recorded: remembers the random state before its
+    latest call, which is where the next step's first stage drew from."""
+
+    def __init__(self, func: Func, device: torch.device):
+        self.func, self.device = func, device
+        self.before: Optional[RngState] = None
+
+    def __call__(self, t: Tensor, y: Tensor) -> Tensor:
+        self.before = rng_state(self.device)
+        return self.func(t, y)
 
 
 def integrate(func: Func, y0: Tensor, times: Sequence[float], config: IntegrationConfig,
@@ -185,7 +244,7 @@ def grid_of(times: Sequence[float], config: IntegrationConfig) -> List[float]:
     if config.grid is not None:
         return list(config.grid)
     if config.step_size is not None:
-        return fixed_grid(times, config.step_size)
+        return fixed_grid(times, config.step_size, config.max_steps)
     return list(times)
 
 
@@ -255,29 +314,36 @@ def replay_step(func: Func, rk: RungeKutta, mode: str, step: Step, y: Tensor
                 ) -> Tuple[Tensor, List[Tensor]]:
     """Recompute one recorded step from ``y`` (checkpointing's backward pass).
 
-    The random state the step started from is restored, so a stochastic field (dropout)
-    replays with the same masks; the caller's random state is left as it was.
+    The random states the step's stages drew from are restored, so a stochastic field
+    (dropout) replays with the same masks, FSAL stages included; the caller's random state is
+    left as it was.
     """
-    if step.rng is not None:
-        devices = [y.device] if y.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.set_rng_state(step.rng[0])
-            if step.rng[1] is not None:
-                torch.cuda.set_rng_state(step.rng[1], y.device)
-            return _replay(func, rk, mode, step, y)
-    return _replay(func, rk, mode, step, y)
+    if step.rng is None:
+        return _replay(func, rk, mode, step, y)
+    devices = [y.device] if y.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        return _replay(func, rk, mode, step, y)
 
 
 def _replay(func: Func, rk: RungeKutta, mode: str, step: Step, y: Tensor
             ) -> Tuple[Tensor, List[Tensor]]:
     t, h = step.t, step.h
     f = lambda s, z: func(_time_tensor(s, y), z)  # noqa: E731
+    if step.rng is not None:
+        _set_rng_state(step.rng[0], y.device)
     k1 = f(t, y)
+    if step.rng is not None:
+        _set_rng_state(step.rng[1], y.device)
     y1, _, ks = rk.step(func, lambda i: _time_tensor(t + rk.c[i] * h, y), y, k1, h,
                         with_error=False)
     k_end = _EndDerivative(f, t + h, y1, ks[-1] if rk.fsal else None)
     outs = [_interpolate(mode, rk, y, y1, ks, k1, k_end, h, theta) for _, theta in step.outputs]
     return y1, outs
+
+
+def _rngs(k1: Optional[RngState], stages: Optional[RngState]
+          ) -> Optional[Tuple[RngState, RngState]]:
+    return None if k1 is None or stages is None else (k1, stages)
 
 
 def _integrate_fixed(func: Func, y0: Tensor, times: Sequence[float], grid: Sequence[float],
@@ -291,16 +357,23 @@ def _integrate_fixed(func: Func, y0: Tensor, times: Sequence[float], grid: Seque
         stats.nfe += 1
         return func(_time_tensor(t, y0), y)
 
+    tap = None if record is None else _RngTap(func, y0.device)
+    if tap is not None:
+        func = tap
     ys = [y0]
     y, k1 = y0, None
+    k1_rng: Optional[RngState] = None
     for n in range(len(grid) - 1):
         t0, t1 = grid[n], grid[n + 1]
         h = t1 - t0
         row = stage_times[n]
-        rng = rng_state(y.device) if record is not None else None
         if k1 is None:
             k1 = func(row[0], y)
             stats.nfe += 1
+            k1_rng = tap.before if tap is not None else None
+        stage_rng = rng_state(y.device) if tap is not None else None
+        if config.callbacks is not None:
+            config.callbacks("step", t0, y, h)
         y1, _, ks = rk.step(func, row.__getitem__, y, k1, h, with_error=False)
         stats.nfe += rk.stages - 1
         stats.n_accepted += 1
@@ -308,7 +381,8 @@ def _integrate_fixed(func: Func, y0: Tensor, times: Sequence[float], grid: Seque
         outputs = _emit(times, len(ys), direction, t0, t1)
         ys.extend(_interpolate(mode, rk, y, y1, ks, k1, k_end, h, theta) for _, theta in outputs)
         if record is not None:
-            record.append(Step(t0, h, y, outputs, rng))
+            record.append(Step(t0, h, y, outputs, _rngs(k1_rng, stage_rng)))
+            k1_rng = tap.before if tap is not None and k_end.value is not None else None
         y, k1 = y1, k_end.value
     if config.check_finite:
         check_finite_outputs(ys, times, grid)
@@ -351,13 +425,19 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
         stats.nfe += 1
         return func(_time_tensor(t, y0), y)
 
+    tap = None if record is None else _RngTap(func, y0.device)
+    if tap is not None:
+        func = tap
     t, y = times[0], y0
     first = f(t, y)
     k1: Optional[Tensor] = first
+    k1_rng = tap.before if tap is not None else None
     if config.first_step is not None:
         h = direction * abs(config.first_step)
     else:
         h = initial_step_size(f, t, y, first, direction, controller.order, rtol, atol, norm)
+        if not math.isfinite(h):  # y0 or f(t0, y0) holds a NaN or inf
+            raise _non_finite("at the initial state,", t, h, ys=[])
     h = controller.clip(h)
     ys = [y0]
     j, stop_index, attempts = 1, 0, 0
@@ -368,6 +448,8 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
         landing = direction * (t + h * (1.0 + 1e-10) - stop) >= 0
         if landing:
             h = stop - t
+        if math.isnan(h):
+            raise _non_finite("in the step from", t, h, ys)
         if not math.isfinite(h) or abs(h) < controller.min_step or t + h == t:
             raise SolveError(
                 f"step size underflow at t={t:.6g}: the controller asked for a step of "
@@ -381,11 +463,14 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
                 f"t={times[-1]:.6g}: raise max_steps, loosen rtol/atol, or check for stiffness",
                 t, h, ys)
         attempts += 1
-        rng = rng_state(y.device) if record is not None else None
         if k1 is None:
             # After a jump the field is evaluated as the limit from inside the new step.
             k1 = func(_time_tensor(t, y0, toward=t + h if after_jump else None), y)
             stats.nfe += 1
+            k1_rng = tap.before if tap is not None else None
+        stage_rng = rng_state(y.device) if tap is not None else None
+        if config.callbacks is not None:
+            config.callbacks("step", t, y, h)
         at_jump = landing and is_jump
 
         def t_stage(i: int, _t: float = t, _h: float = h, _jump: bool = at_jump) -> Tensor:
@@ -399,6 +484,8 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
         if math.isnan(ratio):
             raise _non_finite("in the step from", t, h, ys)
         accepted = ratio <= 1.0
+        if config.callbacks is not None:
+            config.callbacks("accept" if accepted else "reject", t, y, h)
         if accepted:
             stats.n_accepted += 1
             t1 = stop if landing else t + h
@@ -408,7 +495,8 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
                       for _, theta in outputs)
             j += len(outputs)
             if record is not None:
-                record.append(Step(t, t1 - t, y, outputs, rng))
+                record.append(Step(t, t1 - t, y, outputs, _rngs(k1_rng, stage_rng)))
+                k1_rng = tap.before if tap is not None and k_end.value is not None else None
             k_next = k_end.value
             after_jump = at_jump
             if landing:

@@ -323,7 +323,7 @@ def test_networkx_graph_end_to_end():
 def test_dropout_in_the_field():
     x, ei = graph(dtype=torch.float64)
     field = [torch.nn.Dropout(0.3), GCNConv(16, 16).double(), torch.nn.Tanh()]
-    with pytest.raises(ValueError, match="dropout inside the vector field .* gradient='autograd'"):
+    with pytest.raises(ValueError, match="draws random numbers .* gradient='checkpoint'"):
         GDEConv(field, method="rk4", step_size=0.25)(x, ei)
     # checkpointing replays the forward's dropout masks: its gradients equal autograd's
     grads = []
