@@ -25,6 +25,7 @@ from torch_geometric.nn import GCNConv, GINConv, global_add_pool
 
 from graphode.data import load_tu, stratified_folds
 from graphode.nn import GDEConv
+from graphode.training import check_args, exit_on_user_error
 
 try:
     from tqdm import tqdm
@@ -135,7 +136,9 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", help="write a summary JSON here")
     p.add_argument("--plot", help="write fold-average test accuracy per epoch (PNG) here")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    check_args(p, args)
+    return args
 
 
 def epoch_pass(model, loader, opt, device):
@@ -185,7 +188,8 @@ def run_fold(args, dataset, train_idx, test_idx, seed):
 
 def main(argv=None):
     args = parse_args(argv)
-    dataset = load_tu(args.dataset, args.root)
+    with exit_on_user_error("examples/graph_classification.py"):
+        dataset = load_tu(args.dataset, args.root)
     runs = []
     for seed in range(args.seeds):
         folds = stratified_folds(dataset._data.y, args.folds, seed)

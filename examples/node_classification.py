@@ -36,6 +36,7 @@ from graphode.data import DataNotFoundError, contextual_sbm, large_contextual_sb
 from graphode.loader import neighbor_loader
 from graphode.nn import GDEConv, LinearDiffusion
 from graphode.training import (
+    check_args,
     check_loss,
     rng_state,
     run_example,
@@ -300,6 +301,7 @@ def parse_args(argv=None):
                    help="continue from --checkpoint; ends exactly as an uninterrupted run")
     p.add_argument("--plot", help="write loss and accuracy curves (PNG) here")
     args = p.parse_args(argv)
+    check_args(p, args)
     # Every model trains on hard labels unless its defaults say otherwise.
     defaults = {"label_smoothing": 0.0, **DEFAULTS[args.model],
                 **DATASET_DEFAULTS.get((args.model, (args.dataset or "Cora").lower()), {})}
@@ -342,8 +344,7 @@ def load(args):
     except DataNotFoundError as err:
         if args.dataset is not None:
             raise
-        print(f"Cora unavailable ({str(err).split('. ')[0]}); running on a synthetic "
-              f"contextual SBM graph instead")
+        print(f"Cora unavailable, running on a synthetic contextual SBM graph instead. {err}")
         return contextual_sbm(), "synthetic"
 
 

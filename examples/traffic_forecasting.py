@@ -34,6 +34,7 @@ from graphode.data import (
 from graphode.metrics import forecast_metrics, masked_huber, masked_mae, masked_mse
 from graphode.nn import GDEGRU, HistoricalAverage, RecurrentForecaster
 from graphode.training import (
+    check_args,
     check_loss,
     rng_state,
     run_example,
@@ -92,6 +93,7 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true",
                    help="continue from --checkpoint; ends exactly as an uninterrupted run")
     args = p.parse_args(argv)
+    check_args(p, args)
     if args.resume and not args.checkpoint:
         p.error("--resume continues from a checkpoint: give its path with --checkpoint PATH")
     return args

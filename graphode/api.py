@@ -84,6 +84,11 @@ def _check_state(y0: Any, name: str = "y0") -> Tensor:
     if not y0.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {y0.dtype}; "
                         f"convert it first, e.g. {name}.float() or {name}.double()")
+    if y0.dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(f"{name} has dtype {y0.dtype}: step-size control and the time grid need "
+                        f"float32 or float64 states (half precision loses the error estimate); "
+                        f"keep {name} in float32 and run the field under torch.autocast for "
+                        f"half-precision arithmetic")
     return y0
 
 

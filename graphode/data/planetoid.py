@@ -11,7 +11,14 @@ from typing import Optional
 import torch
 from torch_geometric.data import Data
 
-from .root import DataNotFoundError, default_root, find_data, format_error, not_found
+from .root import (
+    DataNotFoundError,
+    cleanup_on_failure,
+    default_root,
+    find_data,
+    format_error,
+    not_found,
+)
 
 __all__ = ["PLANETOID", "load_planetoid"]
 
@@ -64,7 +71,8 @@ def load_planetoid(name: str, root: Optional[str] = None, download: bool = True,
     if download:
         try:
             from torch_geometric.datasets import Planetoid
-            return Planetoid(str(default_root() / "planetoid"), proper)[0]
+            with cleanup_on_failure(default_root() / "planetoid" / proper):
+                return Planetoid(str(default_root() / "planetoid"), proper)[0]
         except Exception as err:  # offline, or the source is unreachable
             raise DataNotFoundError(not_found(proper, relative, root, "or go online so that "
                                               f"PyG can download it ({err})")) from err
@@ -159,6 +167,12 @@ def _validate(folder: Path, key: str, with_allx: bool = True):
         raise format_error(name("test.index"), f"holds indices from {int(test_index.min())} to "
                                                f"{int(test_index.max())}",
                            f"node indices in 0..{num_nodes - 1}")
+    unique, counts = test_index.unique(return_counts=True)
+    if unique.numel() != test_index.numel():
+        repeated = int(unique[counts > 1][0])
+        line = int((test_index == repeated).nonzero()[1]) + 1
+        raise format_error(name("test.index"), f"lists node {repeated} twice (again on line "
+                                               f"{line})", "each test node once")
     bad = [(k, v) for k, vs in graph.items() for v in vs
            if not (isinstance(k, int) and isinstance(v, int) and 0 <= k < num_nodes
                    and 0 <= v < num_nodes)]

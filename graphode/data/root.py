@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
-__all__ = ["DataNotFoundError", "DataFormatError", "candidate_roots", "find_data", "default_root"]
+__all__ = ["DataNotFoundError", "DataFormatError", "candidate_roots", "find_data", "default_root",
+           "cleanup_on_failure"]
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -33,7 +36,8 @@ def candidate_roots(root: Optional[str] = None) -> List[Path]:
         roots.append(Path(root).expanduser())
     env = os.environ.get("GRAPHODE_DATA")
     if env:
-        roots.append(Path(env).expanduser())
+        path = Path(env).expanduser()
+        roots.append(path)
     roots.append(default_root())
     return roots
 
@@ -49,11 +53,38 @@ def find_data(relative: Sequence[str], required: Sequence[str], root: Optional[s
             folder = base / rel
             if all((folder / name).is_file() for name in required):
                 return folder
+            for name in required:
+                if (folder / name).exists() and not (folder / name).is_file():
+                    raise format_error(folder / name, "is not a regular file (a folder?)",
+                                       f"the data file {name}")
     return None
 
 
 def not_found(what: str, relative: Sequence[str], root: Optional[str], extra: str = "") -> str:
     places = [str(base / rel) for base in candidate_roots(root) for rel in relative]
-    return (f"{what} not found. Searched: " + "; ".join(places) + ". Fix: pass --root DIR (or "
-            f"set GRAPHODE_DATA=DIR) where DIR/{relative[0]} holds the raw files"
+    env = os.environ.get("GRAPHODE_DATA")
+    note = ""
+    if env and not Path(env).expanduser().is_dir():
+        # A relative path resolves against the current folder: say where it was looked for.
+        note = (f" GRAPHODE_DATA={env} is not a folder (from the current folder {Path.cwd()} it "
+                f"resolves to {Path(env).expanduser().resolve()}); give an absolute path.")
+    return (f"{what} not found. Searched: " + "; ".join(places) + "." + note + " Fix: pass "
+            f"--root DIR (or set GRAPHODE_DATA=DIR) where DIR/{relative[0]} holds the raw files"
             + (f", {extra}" if extra else "") + ".")
+
+
+@contextmanager
+def cleanup_on_failure(folder: Path) -> Iterator[None]:
+    """Remove the folders a failed download created (an offline run leaves nothing behind);
+    folders that existed before are kept as they were."""
+    folder = Path(folder)
+    first_new: Optional[Path] = None
+    probe = folder
+    while not probe.exists():
+        first_new, probe = probe, probe.parent
+    try:
+        yield
+    except BaseException:
+        if first_new is not None:
+            shutil.rmtree(first_new, ignore_errors=True)
+        raise

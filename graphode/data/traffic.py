@@ -31,7 +31,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .root import DataFormatError, DataNotFoundError, default_root, find_data, not_found
+from .root import (
+    DataFormatError,
+    DataNotFoundError,
+    cleanup_on_failure,
+    default_root,
+    find_data,
+    not_found,
+)
 
 __all__ = ["GraphSeries", "SeriesFormatError", "read_tgcn_csv", "read_dcrnn", "read_pems",
            "read_pyg_temporal", "load_series", "SERIES"]
@@ -403,14 +410,20 @@ _PROPER = {"los-loop": "Los-loop", "sz-taxi": "SZ-taxi", "metr-la": "METR-LA",
 def _download(base_url: str, files: Sequence[str], folder: Path) -> bool:
     """Fetch ``files`` from ``base_url`` into the writable ``folder``; ``False`` when offline."""
     import urllib.request
-    folder.mkdir(parents=True, exist_ok=True)
     try:
-        for name in files:
-            if not (folder / name).is_file():
-                tmp = folder / (name + ".part")
-                with urllib.request.urlopen(base_url + name, timeout=30) as r, open(tmp, "wb") as f:
-                    shutil.copyfileobj(r, f)
-                tmp.rename(folder / name)
+        with cleanup_on_failure(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in files:
+                if not (folder / name).is_file():
+                    tmp = folder / (name + ".part")
+                    try:
+                        with urllib.request.urlopen(base_url + name, timeout=30) as r, \
+                                open(tmp, "wb") as f:
+                            shutil.copyfileobj(r, f)
+                    except BaseException:
+                        tmp.unlink(missing_ok=True)
+                        raise
+                    tmp.rename(folder / name)
         return True
     except OSError:
         return False

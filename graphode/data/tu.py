@@ -3,13 +3,21 @@ IMDB-MULTI), read in place from a read-only root with PyG's ``TUDataset`` conven
 stratified folds for cross-validation."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric.data import InMemoryDataset
 
-from .root import DataNotFoundError, default_root, find_data, not_found
+from .root import (
+    DataNotFoundError,
+    cleanup_on_failure,
+    default_root,
+    find_data,
+    format_error,
+    not_found,
+)
 
 __all__ = ["load_tu", "stratified_folds", "TU"]
 
@@ -45,13 +53,15 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = True,
     if folder is None and download:
         try:
             from torch_geometric.datasets import TUDataset
-            TUDataset(str(default_root() / "tu"), proper)
+            with cleanup_on_failure(default_root() / "tu" / proper):
+                TUDataset(str(default_root() / "tu"), proper)
             folder = default_root() / "tu" / proper / "raw"
         except Exception as err:  # offline
             raise DataNotFoundError(not_found(proper, relative, root, "or go online so that "
                                               f"PyG can download it ({err})")) from err
     if folder is None:
         raise DataNotFoundError(not_found(proper, relative, root))
+    _validate(Path(folder), proper)
     from torch_geometric.io import read_tu_data
     data, slices, sizes = read_tu_data(str(folder), proper)
     if data.x is not None and not use_node_attr:
@@ -62,6 +72,74 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = True,
     if dataset._data.x is None or dataset._data.x.size(-1) == 0:
         dataset = _with_degree_features(dataset)
     return dataset
+
+
+def _rows(path: Path, kind: type, columns: Optional[int] = None) -> List[List]:
+    """The rows of a comma-separated TU file as numbers; a bad line names the file and line."""
+    rows = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise format_error(path, f"is not UTF-8 text ({err.reason} at byte {err.start})",
+                           "plain text, one row per line") from None
+    expected = f"{columns if columns else 'one or more'} comma-separated " \
+               f"{'integers' if kind is int else 'numbers'} per line"
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            raise format_error(path, f"line {number} is empty", expected)
+        try:
+            row = [kind(v) for v in line.split(",")]
+        except ValueError:
+            raise format_error(path, f"line {number} reads {line.strip()[:40]!r}", expected) from None
+        if columns is not None and len(row) != columns:
+            raise format_error(path, f"line {number} has {len(row)} values", expected)
+        rows.append(row)
+    if not rows:
+        raise format_error(path, "is empty", expected)
+    return rows
+
+
+def _validate(folder: Path, name: str) -> None:
+    """Check the TU files' counts and ranges against each other before anything is built
+    (PyG's reader would mislabel graphs or fail with a bare IndexError)."""
+    file = lambda part: folder / f"{name}_{part}.txt"  # noqa: E731
+    indicator = [r[0] for r in _rows(file("graph_indicator"), int, 1)]
+    nodes, graphs = len(indicator), max(indicator)
+    for line, (a, b) in enumerate(zip(indicator, indicator[1:]), start=2):
+        if b < a or b > a + 1:
+            raise format_error(file("graph_indicator"), f"line {line} jumps from graph {a} to {b}",
+                               "graph ids that start at 1 and rise by at most 1 per line")
+    if indicator[0] != 1:
+        raise format_error(file("graph_indicator"), f"line 1 is graph {indicator[0]}",
+                           "graph ids that start at 1")
+    labels = _rows(file("graph_labels"), int)
+    if len(labels) != graphs:
+        raise format_error(file("graph_labels"), f"has {len(labels)} lines, but "
+                           f"{file('graph_indicator').name} lists {graphs} graphs",
+                           "one label per graph")
+    edges = _rows(file("A"), int, 2)
+    for line, (a, b) in enumerate(edges, start=1):
+        if not (1 <= a <= nodes and 1 <= b <= nodes):
+            raise format_error(file("A"), f"line {line} joins nodes {a} and {b}",
+                               f"node ids in 1..{nodes} (the lines of "
+                               f"{file('graph_indicator').name})")
+        if indicator[a - 1] != indicator[b - 1]:
+            raise format_error(file("A"), f"line {line} joins node {a} of graph "
+                               f"{indicator[a - 1]} to node {b} of graph {indicator[b - 1]}",
+                               "edges within one graph")
+    for part, kind, count, what in (("node_labels", int, nodes, "node"),
+                                    ("node_attributes", float, nodes, "node"),
+                                    ("edge_labels", int, len(edges), "edge"),
+                                    ("edge_attributes", float, len(edges), "edge")):
+        if file(part).exists():
+            rows = _rows(file(part), kind)
+            if len(rows) != count:
+                raise format_error(file(part), f"has {len(rows)} lines for {count} {what}s",
+                                   f"one line per {what}")
+            widths = {len(r) for r in rows}
+            if len(widths) > 1:
+                raise format_error(file(part), f"mixes rows of {sorted(widths)} values",
+                                   "the same number of values on every line")
 
 
 def _with_degree_features(dataset: InMemoryDataset) -> InMemoryDataset:
