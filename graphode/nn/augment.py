@@ -10,7 +10,9 @@ from torch.nn import Module
 from ..api import solve
 from ..solvers.integrate import SolverStats
 from .field import GraphVectorField, reset_parameters
+from .gde import with_graph_inputs
 from .sparse import to_edge_index
+from .validate import check_graph
 
 __all__ = ["TimeConcat", "SecondOrderGDEConv"]
 
@@ -103,11 +105,13 @@ class SecondOrderGDEConv(Module):
         if v.shape != x.shape:
             raise ValueError(f"velocity must have the shape of x {tuple(x.shape)}, got "
                              f"{tuple(v.shape)}")
+        check_graph(x, edge_index, edge_weight, None, [self.field])
         self.field.bind(edge_index, edge_weight, x.size(0), x.dtype, x.device)
         system = _SecondOrderField(self.field, x.size(-1))
         sol = solve(system, torch.cat([x, v], dim=-1), list(self.t_span), method=self.method,
                     rtol=self.rtol, atol=self.atol, step_size=self.step_size,
-                    gradient=self.gradient, **self.solver_kwargs)
+                    gradient=self.gradient,
+                    **with_graph_inputs(self.solver_kwargs, self.gradient, system, edge_weight))
         self.stats = sol.stats
         return sol.ys[-1][..., : x.size(-1)]
 

@@ -16,7 +16,7 @@ from .field import GraphVectorField, channels_of
 from .sparse import to_edge_index
 from .validate import check_graph
 
-__all__ = ["GDEConv"]
+__all__ = ["GDEConv", "with_graph_inputs"]
 
 
 def _check_channels(layers: Sequence[Module], state: int, control: Optional[str]) -> None:
@@ -38,6 +38,20 @@ def _check_channels(layers: Sequence[Module], state: int, control: Optional[str]
         raise ValueError(
             f"the vector field must map {first_in} input channels to {state} output channels "
             f"(the state's), but {first} takes {cin} and {last} returns {cout}")
+
+
+def with_graph_inputs(solver_kwargs: dict, gradient: str, field: Module,
+                      *inputs: Optional[Tensor]) -> dict:
+    """``solver_kwargs`` with ``adjoint_params`` that include the graph's learned inputs.
+
+    The adjoint and checkpoint modes differentiate only what they are given, so a learned
+    edge weight or a control input that requires a gradient goes in beside the field's
+    parameters (autograd needs nothing)."""
+    kwargs = dict(solver_kwargs)
+    if gradient != "autograd":
+        learned = [v for v in inputs if v is not None and v.requires_grad]
+        kwargs["adjoint_params"] = [*kwargs.get("adjoint_params", field.parameters()), *learned]
+    return kwargs
 
 
 class GDEConv(Module):
@@ -198,14 +212,8 @@ class GDEConv(Module):
         self.field.bind(edge_index, edge_weight, x.size(0), x.dtype, x.device,
                         control_input=x if self.field.control else None)
         times = self._times()
-        extra = dict(self.solver_kwargs)
-        if self.gradient != "autograd":
-            # The adjoint and checkpoint modes differentiate only what they are given: the
-            # graph's learned inputs go in beside the field's parameters.
-            graph_inputs = [v for v in (edge_weight, x if self.field.control else None)
-                            if v is not None and v.requires_grad]
-            extra["adjoint_params"] = [*extra.get("adjoint_params", self.field.parameters()),
-                                       *graph_inputs]
+        extra = with_graph_inputs(self.solver_kwargs, self.gradient, self.field,
+                                  edge_weight, x if self.field.control else None)
         if self.per_graph_steps:
             extra["per_graph"] = batch if batch is not None else \
                 torch.zeros(x.size(0), dtype=torch.long, device=x.device)

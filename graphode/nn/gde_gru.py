@@ -10,6 +10,7 @@ from torch.nn import Linear, Module
 from ..api import solve
 from ..solvers.integrate import SolverStats
 from .field import GraphVectorField
+from .gde import with_graph_inputs
 from .gcgru import GCGRUCell, gcn_operator
 from .gru_ode import GraphGRUODE
 
@@ -88,6 +89,7 @@ class GDEGRU(Module):
         self.solver = dict(method=method, step_size=step_size, rtol=rtol, atol=atol,
                            gradient=gradient, **solver_kwargs)
         self._stats: List[SolverStats] = []
+        self._edge_weight: Optional[Tensor] = None
 
     def reset_parameters(self) -> None:
         self.cell.reset_parameters()
@@ -104,7 +106,8 @@ class GDEGRU(Module):
         return total
 
     def _flow(self, h: Tensor, times: List[float]) -> Tensor:
-        sol = solve(self.field, h, times, **self.solver)
+        sol = solve(self.field, h, times, **with_graph_inputs(
+            self.solver, self.solver["gradient"], self.field, self._edge_weight))
         self._stats.append(sol.stats)
         return sol.ys
 
@@ -120,6 +123,7 @@ class GDEGRU(Module):
         ei, ew = batch_graph(edge_index, edge_weight, n, batch)
         op = gcn_operator(ei, ew, batch * n, x.dtype, x.device)
         self.field.bind(ei, ew, batch * n, x.dtype, x.device)
+        self._edge_weight = ew
         self._stats = []
         h = x.new_zeros(batch * n, self.hidden_channels)
         for k in range(steps):
