@@ -10,8 +10,8 @@ from torch.nn import Linear, Module
 from ..api import solve
 from ..solvers.integrate import SolverStats
 from .field import GraphVectorField
-from .gde import with_graph_inputs
 from .gcgru import GCGRUCell, gcn_operator
+from .gde import with_graph_inputs
 from .gru_ode import GraphGRUODE
 
 __all__ = ["GDEGRU", "batch_graph"]
