@@ -19,7 +19,7 @@ from .gradients import (
     resolve_params,
 )
 from .solvers.compiled import compile_options, integrate_compiled
-from .solvers.integrate import IntegrationConfig, SolverStats, integrate, to_device
+from .solvers.integrate import IntegrationConfig, SolveError, SolverStats, integrate, to_device
 from .solvers.per_graph import integrate_per_graph
 from .solvers.tableaux import get_tableau
 
@@ -183,12 +183,37 @@ def _check_grid(grid: Optional[Times], values: List[float]) -> Optional[List[flo
     return g
 
 
+def _non_finite_inputs(func: Any, y0: Tensor) -> str:
+    """Name the inputs that hold NaN or inf (checked only after a solve has failed)."""
+    bad = ["y0"] if not bool(torch.isfinite(y0.detach()).all()) else []
+    if isinstance(func, torch.nn.Module):
+        bad += [f"parameter {name!r}" for name, p in func.named_parameters()
+                if not bool(torch.isfinite(p.detach()).all())]
+    return f" Non-finite before the solve: {', '.join(bad[:5])}." if bad else ""
+
+
 def _run(func: Callable, y0: Tensor, t: Tensor, times: List[float], config: IntegrationConfig,
          gradient: str, adjoint_params: Optional[Sequence[Tensor]],
          adjoint_config: Optional[IntegrationConfig], adjoint_seminorm: bool,
          param_source: Any, adjoint_norm: Optional[Callable] = None
          ) -> Tuple[Tensor, SolverStats]:
-    """Dispatch to the gradient mode; returns the stacked outputs and the stats."""
+    """Dispatch to the gradient mode; returns the stacked outputs and the stats. A solve that
+    fails on a non-finite value says whether y0 or a parameter held it to begin with."""
+    try:
+        return _dispatch(func, y0, t, times, config, gradient, adjoint_params, adjoint_config,
+                         adjoint_seminorm, param_source, adjoint_norm)
+    except SolveError as err:
+        detail = _non_finite_inputs(param_source, y0) if "non-finite" in str(err) else ""
+        if not detail:
+            raise
+        raise SolveError(str(err) + detail, err.t, err.step_size, err.ys) from None
+
+
+def _dispatch(func: Callable, y0: Tensor, t: Tensor, times: List[float], config: IntegrationConfig,
+         gradient: str, adjoint_params: Optional[Sequence[Tensor]],
+         adjoint_config: Optional[IntegrationConfig], adjoint_seminorm: bool,
+         param_source: Any, adjoint_norm: Optional[Callable] = None
+         ) -> Tuple[Tensor, SolverStats]:
     if gradient not in GRADIENT_MODES:
         raise ValueError(f"unknown gradient mode {gradient!r}; valid modes are: "
                          f"{', '.join(GRADIENT_MODES)}")

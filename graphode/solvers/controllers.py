@@ -112,6 +112,8 @@ def initial_step_size(func: Callable[[float, Tensor], Tensor], t0: float, y0: Te
     norm = rms_norm if norm is None else norm
     scale = y0.abs().mul(rtol).add_(atol)
     d0, d1 = torch.stack([norm(y0 / scale), norm(f0 / scale)]).tolist()
+    if not (math.isfinite(d0) and math.isfinite(d1)):
+        return math.nan  # y0 or f(t0, y0) is not finite: the caller reports it
     h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
     y1 = y0 + (direction * h0) * f0
     f1 = func(t0 + direction * h0, y1)

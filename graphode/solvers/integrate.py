@@ -174,7 +174,7 @@ def _non_finite(where: str, t: float, h: float, ys: Sequence[Tensor]) -> SolveEr
         f"the state or its derivative became non-finite (NaN or inf) {where} t={t:.6g} with "
         f"step size {h:.3g}: check y0 and the field's parameters for NaN or inf; if they are "
         f"finite, the solution diverged there: lower the step size or tolerances, or check "
-        f"the field for overflow", t, h, ys)
+        f"the field for overflow.", t, h, ys)
 
 
 Record = Optional[List["Step"]]

@@ -14,6 +14,7 @@ import torch
 from graphode.data import (
     DataFormatError,
     load_planetoid,
+    load_tu,
     read_dcrnn,
     read_pems,
     read_pyg_temporal,
@@ -90,6 +91,23 @@ def planetoid(tmp, **spoil):
     return lambda: load_planetoid("Cora", root=str(tmp), download=False)
 
 
+def tu(tmp, part, edit):
+    """The tiny TU set of ``test_tu.py`` with one file's lines passed through ``edit``."""
+    from tests.data.test_tu import write_tu
+    write_tu(tmp)
+    path = tmp / "tu" / "PTC_MR" / "raw" / f"PTC_MR_{part}.txt"
+    path.write_text("".join(edit(path.read_text().splitlines(keepends=True))))
+    return lambda: load_tu("PTC_MR", root=str(tmp), download=False)
+
+
+def folder_for_file(tmp):
+    load = planetoid(tmp)
+    path = tmp / "planetoid" / "Cora" / "raw" / "ind.cora.ty"
+    path.unlink()
+    path.mkdir()
+    return load
+
+
 def binary_speed(tmp):
     call = tgcn(tmp)
     (tmp / "s.csv").write_bytes(b"a,b,c\n\xff\xfe\x00,1,2\n")
@@ -130,6 +148,18 @@ CASES = {
     "planetoid: test.index negative": (lambda t: planetoid(t, test_index="599\n-7\n598\n"), r"test\.index: holds indices from -7"),
     "planetoid: too few nodes to validate": (lambda t: planetoid(t, allx=np.ones((7, 4)), ally=np.eye(3)[[0] * 7]), r"ind\.cora\.ally: has 7 rows, fewer than the 2 training nodes plus 500"),
     "planetoid: NaN features": (with_nan_allx, r"ind\.cora\.allx: holds NaN or inf"),
+    "planetoid: duplicated test.index line": (lambda t: planetoid(t, test_index="599\n597\n597\n"), r"ind\.cora\.test\.index: lists node 597 twice \(again on line 3\)"),
+    "planetoid: folder in place of a file": (folder_for_file, r"ind\.cora\.ty: is not a regular file"),
+    # TU graph classification
+    "tu: a graph label deleted": (lambda t: tu(t, "graph_labels", lambda ls: ls[:9] + ls[10:]), r"PTC_MR_graph_labels\.txt: has 19 lines, but PTC_MR_graph_indicator\.txt lists 20 graphs"),
+    "tu: an extra graph label": (lambda t: tu(t, "graph_labels", lambda ls: ls + ["2\n"]), r"graph_labels\.txt: has 21 lines"),
+    "tu: a node's graph deleted": (lambda t: tu(t, "graph_indicator", lambda ls: ls[:-1]), r"PTC_MR_A\.txt: line \d+ joins nodes \d+ and \d+; expected node ids in 1\.\.\d+"),
+    "tu: graph ids jump": (lambda t: tu(t, "graph_indicator", lambda ls: ls[:4] + ["3\n"] * (len(ls) - 4)), r"graph_indicator\.txt: line 5 jumps from graph 1 to 3"),
+    "tu: edge across graphs": (lambda t: tu(t, "A", lambda ls: ["1, 5\n"] + ls), r"PTC_MR_A\.txt: line 1 joins node 1 of graph 1 to node 5 of graph 2"),
+    "tu: edge line truncated": (lambda t: tu(t, "A", lambda ls: ls[:3] + ["7\n"] + ls[4:]), r"PTC_MR_A\.txt: line 4 has 1 values; expected 2 comma-separated integers"),
+    "tu: label not a number": (lambda t: tu(t, "graph_labels", lambda ls: ["two\n"] + ls[1:]), r"graph_labels\.txt: line 1 reads 'two'"),
+    "tu: node labels short": (lambda t: tu(t, "node_labels", lambda ls: ls[:-2]), r"PTC_MR_node_labels\.txt: has \d+ lines for \d+ nodes; expected one line per node"),
+    "tu: empty line": (lambda t: tu(t, "graph_labels", lambda ls: ls[:3] + ["\n"] + ls[3:]), r"graph_labels\.txt: line 4 is empty"),
     # T-GCN CSV
     "tgcn: ragged row": (lambda t: tgcn(t, speed="a,b\n1,2\n3\n", adj="1,0\n0,1"), r"s\.csv: line 3 has 1 cells; expected 2"),
     "tgcn: non-numeric cell": (lambda t: tgcn(t, speed="a,b\n1,x\n", adj="1,0\n0,1"), r"s\.csv: line 2 holds the non-numeric cell 'x'"),
