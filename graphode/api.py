@@ -273,7 +273,8 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
             when neither ``step_size`` nor ``grid`` is given.
         grid: an explicit fixed grid from ``t[0]`` to ``t[-1]``.
         first_step: initial step of adaptive solves (default: Hairer's selection).
-        max_steps: most step attempts (accepted and rejected) of an adaptive solve.
+        max_steps: most step attempts (accepted and rejected) of an adaptive solve, and most
+            steps of a fixed grid.
         min_step, max_step: bounds on the adaptive step size.
         safety, ifactor, dfactor: PI controller settings (see :class:`PIController`).
         norm: error norm applied to the scaled error (default: RMS).
@@ -286,7 +287,12 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
             backsolve adjoint, memory flat in the number of steps) or ``"checkpoint"`` (exact
             gradients of the discrete solution, one stored state per step).
         adjoint_params: tensors to differentiate in the adjoint / checkpoint modes (default:
-            ``func.parameters()`` when ``func`` is an ``nn.Module``).
+            ``func.parameters()`` when ``func`` is an ``nn.Module``). The rule, as in
+            torchdiffeq: every tensor the field reads that requires a gradient must be here
+            or be the state. Unlike torchdiffeq, a field that reads one that is not is
+            refused with an error naming it (the first evaluation's graph is checked), and
+            under ``"adjoint"`` so is a field that draws random numbers (dropout), whose
+            backward solve would see other draws; ``"checkpoint"`` replays them exactly.
         adjoint_method, adjoint_rtol, adjoint_atol, adjoint_step_size: backward-solve settings
             of the adjoint (default: the forward ones).
         adjoint_seminorm: leave the parameter adjoints out of the backward error norm (Kidger
@@ -313,7 +319,9 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
         A :class:`Solution` with ``ys`` of shape ``(len(t), *y0.shape)``, ``ts`` and ``stats``.
 
     Raises:
-        ValueError, TypeError: for bad input, naming the argument and the fix.
+        ValueError, TypeError: for bad input, naming the argument and the fix. Half-precision
+            states are refused (keep the state in float32 and use ``torch.autocast``), and a
+            fixed grid longer than ``max_steps`` is refused before it is built.
         SolveError: (a ``RuntimeError``) for step-size underflow, non-finite states or
             ``max_steps`` exceeded, with the time reached and the partial solution.
     """

@@ -76,7 +76,10 @@ class GDEConv(Module):
         rtol, atol: tolerances of adaptive methods.
         step_size: fixed step size (fixed-step solve with any method).
         gradient: ``"adjoint"`` (memory flat in the number of steps), ``"autograd"`` or
-            ``"checkpoint"``.
+            ``"checkpoint"``. All three differentiate ``x``, learned edge weights and the
+            field's parameters exactly; a field that draws random numbers (dropout) trains
+            with ``"checkpoint"`` (its draws are replayed) or ``"autograd"``, and is refused
+            under ``"adjoint"`` in training mode.
         adjoint_seminorm: leave parameter adjoints out of the backward error norm (saves
             backward steps; Kidger et al., 2021).
         t_eval: optional output times in ``t_span``; the layer then returns the states at
