@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
+from ..api import _check_state
+
 __all__ = ["check_graph"]
 
 
@@ -31,13 +33,7 @@ def check_graph(x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor],
     Checks the dtypes and devices of ``x``, ``edge_index``, ``edge_weight`` and ``batch``
     against each other and against the field's parameters, the edge-weight length, and the
     range of the node indices."""
-    if not x.is_floating_point():
-        raise TypeError(f"x must hold floating-point node features, got dtype {x.dtype}; "
-                        f"convert it first, e.g. x.float()")
-    if x.dtype in (torch.float16, torch.bfloat16):
-        raise TypeError(f"x has dtype {x.dtype}: the solver's error control and step sizes "
-                        f"need float32 or float64 states; keep x in float32 and run the field "
-                        f"under torch.autocast for half-precision arithmetic")
+    _check_state(x, "x")  # floating point, not half precision
     num_nodes = x.size(0)
     for name, tensor in (("edge_index", edge_index), ("edge_weight", edge_weight),
                          ("batch", batch)):
