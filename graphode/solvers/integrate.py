@@ -18,8 +18,8 @@ from .interpolation import hermite, linear, rk_dense
 from .rk import RungeKutta
 from .tableaux import ButcherTableau
 
-__all__ = ["SolverStats", "SolveError", "Callbacks", "IntegrationConfig", "Step", "integrate", "replay_step",
-           "fixed_grid", "grid_of", "check_finite_outputs"]
+__all__ = ["SolverStats", "SolveError", "Callbacks", "IntegrationConfig", "Step", "integrate",
+           "replay_step", "fixed_grid", "grid_of", "check_finite_outputs"]
 
 Func = Callable[[Tensor, Tensor], Tensor]
 
@@ -81,7 +81,8 @@ class Callbacks:
     def __call__(self, which: str, t0: float, y0: Tensor, dt: float) -> None:
         callback = getattr(self, which)
         if callback is not None:
-            as_tensor = lambda v: torch.tensor(v, dtype=torch.float64, device=y0.device)  # noqa: E731
+            # torch.full fills on the device: no host-to-device copy, no synchronisation
+            as_tensor = lambda v: torch.full((), v, dtype=torch.float64, device=y0.device)  # noqa: E731
             callback(as_tensor(t0), y0, as_tensor(dt))
 
 
