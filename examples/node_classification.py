@@ -60,7 +60,7 @@ DEFAULTS = {
     # 0.5 and a linear decoder gave 79.8 on Cora (3 seeds). The encoder initialisation lifts
     # CiteSeer by 2 points and leaves Cora as it was. Dropout 0.8 on the input features
     # (0.5 after the block) lifts Cora by a point and CiteSeer hardly; it learns more slowly,
-    # hence 500 epochs. The README lists what was tried.
+    # hence 500 epochs. examples/README.md lists what was tried.
     "gcde": dict(hidden=64, input_dropout=0.8, dropout=0.5, field_dropout=0.9, lr=0.01,
                  weight_decay=5e-4, epochs=500, patience=150, method="rk4", step_size=1.0,
                  t_end=1.0, gradient="autograd", encoder="gcn", decoder="gcn",

@@ -1,8 +1,8 @@
 """Hostile data: every reader, given a malformed file, raises one DataFormatError that names
 the file, the problem and what was expected; nothing half-loaded comes back.
 
-Each case writes a valid tiny dataset, spoils one thing, and checks the message. The README's
-reliability table counts these cases: ``python -m pytest tests/data/test_hostile.py -q``.
+Each case writes a valid tiny dataset, spoils one thing, and checks the message. The table
+in docs/reliability.md counts these cases: ``python -m pytest tests/data/test_hostile.py -q``.
 """
 import json
 import pickle

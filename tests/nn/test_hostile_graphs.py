@@ -3,7 +3,7 @@ combinations for every layer with a fast plan. Each layer's cases run in a child
 a crash (a segmentation fault in a sparse kernel, a heap abort) fails the test instead of
 killing the run; every case must raise an exception whose message names the argument.
 
-The README's reliability table counts these cases:
+docs/reliability.md counts these cases:
 ``python -m pytest tests/nn/test_hostile_graphs.py -q``."""
 import json
 import subprocess
