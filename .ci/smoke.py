@@ -18,6 +18,12 @@ y = odeint(lambda t, y: -y, torch.ones(3, dtype=torch.float64),
            torch.tensor([0.0, 1.0], dtype=torch.float64), rtol=1e-10, atol=1e-12)
 assert torch.allclose(y[-1], torch.full((3,), torch.e ** -1, dtype=torch.float64), atol=1e-8)
 
+# An installed graphode keeps its downloads in the user cache, never inside site-packages.
+from graphode.data import default_root  # noqa: E402
+
+assert "site-packages" not in default_root().parts, default_root()
+assert default_root().name == "graphode", default_root()
+
 edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
 gde = GDEConv(GCNConv(4, 4), t_span=(0.0, 1.0), method="dopri5", gradient="adjoint")
 x = torch.randn(3, 4, requires_grad=True)

@@ -1,6 +1,6 @@
 """Datasets: offline-safe loaders that never write beside raw files, and synthetic graphs."""
 from .planetoid import PLANETOID, load_planetoid
-from .root import DataFormatError, DataNotFoundError, candidate_roots, find_data
+from .root import DataFormatError, DataNotFoundError, candidate_roots, default_root, find_data
 from .series import StandardScaler, Windows, chronological_split, drop_observations, sliding_windows
 from .synthetic import contextual_sbm, large_contextual_sbm
 from .traffic import (
@@ -15,7 +15,7 @@ from .traffic import (
 )
 from .tu import TU, load_tu, stratified_folds
 
-__all__ = ["PLANETOID", "load_planetoid", "DataNotFoundError", "DataFormatError", "candidate_roots", "find_data",
+__all__ = ["PLANETOID", "load_planetoid", "DataNotFoundError", "DataFormatError", "candidate_roots", "find_data", "default_root",
            "contextual_sbm", "large_contextual_sbm", "GraphSeries", "SeriesFormatError", "SERIES", "load_series",
            "read_tgcn_csv", "read_dcrnn", "read_pems", "read_pyg_temporal", "StandardScaler",
            "Windows", "chronological_split", "drop_observations", "sliding_windows", "TU", "load_tu", "stratified_folds"]

@@ -1,4 +1,5 @@
-"""Where data lives: ``--root``, then ``$GRAPHODE_DATA``, then the repository's ``datasets/``."""
+"""Where data lives: ``--root``, then ``$GRAPHODE_DATA``, then the repository's ``datasets/`` in a
+source checkout or the user cache directory (``~/.cache/graphode``) once installed."""
 from __future__ import annotations
 
 import os
@@ -24,9 +25,19 @@ def format_error(path, problem: str, expected: str) -> DataFormatError:
     return DataFormatError(f"{path}: {problem}; expected {expected}")
 
 
-def default_root() -> Path:
-    """The repository's ``datasets/`` folder (writable: downloads go here, git-ignored)."""
-    return Path(__file__).resolve().parents[2] / "datasets"
+def default_root(package: Optional[Path] = None) -> Path:
+    """The writable root that downloads go to and that is searched last.
+
+    In a source checkout it is the repository's ``datasets/`` folder (git-ignored). An
+    installed graphode uses the user's cache directory, ``$XDG_CACHE_HOME/graphode`` or
+    ``~/.cache/graphode`` (as PyG users know from its own cache), never a folder inside
+    site-packages. ``package`` is the ``graphode`` package folder (default: this one)."""
+    package = Path(__file__).resolve().parents[1] if package is None else Path(package)
+    checkout = package.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "datasets").is_dir():
+        return checkout / "datasets"
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "graphode"
 
 
 def candidate_roots(root: Optional[str] = None) -> List[Path]:

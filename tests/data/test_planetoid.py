@@ -1,6 +1,7 @@
 """Planetoid loading from read-only roots, root resolution and the missing-file errors."""
 import shutil
 import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -110,3 +111,20 @@ def test_random_features_keep_everything_else(tmp_path, monkeypatch):
     assert torch.equal(again.x, data.x)
     with pytest.raises(ValueError, match="missing_features"):
         load_planetoid("Cora", root=str(root), download=False, missing_features="zeros")
+
+
+def test_an_installed_graphode_downloads_into_the_user_cache(tmp_path, monkeypatch):
+    """Outside a source checkout (a wheel in site-packages), the last root is the user cache
+    directory, never a folder beside the installed package."""
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    (site / "graphode").mkdir(parents=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_root(site / "graphode") == tmp_path / "cache" / "graphode"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_root(site / "graphode") == Path.home() / ".cache" / "graphode"
+    # a source checkout keeps its git-ignored datasets/ folder
+    checkout = tmp_path / "checkout"
+    (checkout / "graphode").mkdir(parents=True)
+    (checkout / "datasets").mkdir()
+    (checkout / "pyproject.toml").write_text("")
+    assert default_root(checkout / "graphode") == checkout / "datasets"
