@@ -24,7 +24,7 @@ from torch_geometric.loader import DataLoader
 from torch_geometric.nn import GCNConv, GINConv, global_add_pool
 
 from graphode.data import load_tu, stratified_folds
-from graphode.nn import GDEConv
+from graphode.nn import GDEConv, SolverStatsRecorder
 from graphode.training import check_args, exit_on_user_error
 
 try:
@@ -65,7 +65,6 @@ class GIN(nn.Module):
         self.convs = nn.ModuleList(GINConv(mlp(cin if i == 0 else hidden, hidden))
                                    for i in range(layers))
         self.readout = Readout([cin] + [hidden] * layers, classes, dropout)
-        self.gdes = []
 
     def forward(self, x, edge_index, batch):
         states = [x]
@@ -83,7 +82,6 @@ class GDEClassifier(nn.Module):
         self.encoder = nn.Sequential(nn.Linear(cin, hidden), nn.ReLU())
         self.gde = GDEConv([GCNConv(hidden, hidden), nn.Tanh()], **solver)
         self.readout = Readout([cin, hidden, hidden], classes, dropout)
-        self.gdes = [self.gde]
 
     def forward(self, x, edge_index, batch):
         h0 = self.encoder(x)
@@ -104,7 +102,6 @@ class GINGDEClassifier(nn.Module):
                                       nn.Linear(hidden, hidden)))
         self.gde = GDEConv([field, nn.Tanh()], t_eval=times, **solver)
         self.readout = Readout([cin] + [hidden] * (1 + readouts), classes, dropout)
-        self.gdes = [self.gde]
 
     def forward(self, x, edge_index, batch):
         h0 = self.encoder(x, edge_index)
@@ -147,11 +144,12 @@ def epoch_pass(model, loader, opt, device):
     for data in loader:
         data = data.to(device)
         opt.zero_grad()
-        loss = F.cross_entropy(model(data.x, data.edge_index, data.batch), data.y)
-        loss.backward()
+        with SolverStatsRecorder(model) as recorded:
+            loss = F.cross_entropy(model(data.x, data.edge_index, data.batch), data.y)
+            loss.backward()
         opt.step()
-        nfe_f += sum(g.stats.nfe for g in model.gdes)
-        nfe_b += sum(g.stats.nfe_backward for g in model.gdes)
+        nfe_f += recorded.stats.nfe
+        nfe_b += recorded.stats.nfe_backward
     return nfe_f, nfe_b
 
 

@@ -34,7 +34,7 @@ from torch_geometric.nn import GCNConv
 from graphode import distributed
 from graphode.data import DataNotFoundError, contextual_sbm, large_contextual_sbm, load_planetoid
 from graphode.loader import neighbor_loader
-from graphode.nn import GDEConv, LinearDiffusion
+from graphode.nn import GDEConv, LinearDiffusion, SolverStatsRecorder
 from graphode.training import (
     check_args,
     check_loss,
@@ -97,7 +97,6 @@ class GCN(nn.Module):
     def __init__(self, in_channels, hidden, classes, dropout, **_):
         super().__init__()
         self.conv1, self.conv2, self.dropout = GCNConv(in_channels, hidden), GCNConv(hidden, classes), dropout
-        self.gdes = []
 
     def forward(self, x, edge_index):
         x = F.dropout(x, self.dropout, self.training)
@@ -148,16 +147,10 @@ class GCDE(Consistency, nn.Module):
         field = [nn.Dropout(field_dropout), GCNConv(hidden, hidden), nn.Softplus()]
         self.gde = GDEConv(field, **solver)
         self.decoder = GCNConv(hidden, classes) if decoder == "gcn" else nn.Linear(hidden, classes)
-        self.gdes = [self.gde]
         if encoder_init == "uniform":
             weight = self.encoder.lin.weight if encoder == "gcn" else self.encoder.weight
             for param in (weight, self.encoder.bias):
                 nn.init.uniform_(param, -hidden ** -0.5, hidden ** -0.5)
-
-    @property
-    def solves(self):
-        """Solves per forward call: one per pass."""
-        return self.samples if self.training else 1
 
     def forward(self, x, edge_index):
         if self.training and self.samples > 1:
@@ -184,7 +177,6 @@ class CGNN(nn.Module):
         self.lin1, self.lin2 = nn.Linear(in_channels, hidden), nn.Linear(hidden, classes)
         self.gde = GDEConv(LinearDiffusion(classes, weight=False, alpha=alpha), control="add",
                            **solver)
-        self.gdes = [self.gde]
 
     def param_groups(self, weight_decay):
         rest = [p for n, p in self.named_parameters() if not n.startswith("lin1.")]
@@ -219,7 +211,6 @@ class GDECR(Consistency, nn.Module):
         self.head = nn.Linear(hidden, classes)
         self.gde = GDEConv(LinearDiffusion(-1, weight=False, alpha=alpha), control="add",
                            **solver)
-        self.gdes = [self.gde]
 
     def forward(self, x, edge_index):
         """Logits ``(N, classes)``; in training, ``(samples, N, classes)``."""
@@ -356,31 +347,26 @@ def synthetic(num_nodes):
                                 num_test=10000)
 
 
-def solver_stats(model):
-    """Function evaluations of the last forward call and its backward pass, over every solve."""
-    solves = getattr(model, "solves", 1)
-    return (solves * sum(g.stats.nfe for g in model.gdes),
-            solves * sum(g.stats.nfe_backward for g in model.gdes))
-
-
 def train(net, model, data, opt, ctx, train_index, label_smoothing=0.0):
     """One full-graph step; each process takes its share of the training nodes, and the loss
     is scaled so that the all-reduced gradient is that of the mean over all of them."""
     net.train()
     opt.zero_grad()
     mine = ctx.shard(train_index)
-    out = net(data.x, data.edge_index)
-    if out.dim() == 3:  # several passes: their mean loss plus the consistency loss
-        loss = F.cross_entropy(out[:, mine].flatten(0, 1), data.y[mine].repeat(out.size(0)),
-                               reduction="sum", label_smoothing=label_smoothing) / out.size(0)
-        extra = model.consistency_loss(out)
-    else:
-        loss = F.cross_entropy(out[mine], data.y[mine], reduction="sum",
-                               label_smoothing=label_smoothing)
-        extra = 0.0
-    (ctx.loss_scale(train_index.numel()) * loss + extra).backward()
+    with SolverStatsRecorder(model) as recorded:
+        out = net(data.x, data.edge_index)
+        if out.dim() == 3:  # several passes: their mean loss plus the consistency loss
+            loss = F.cross_entropy(out[:, mine].flatten(0, 1), data.y[mine].repeat(out.size(0)),
+                                   reduction="sum", label_smoothing=label_smoothing) / out.size(0)
+            extra = model.consistency_loss(out)
+        else:
+            loss = F.cross_entropy(out[mine], data.y[mine], reduction="sum",
+                                   label_smoothing=label_smoothing)
+            extra = 0.0
+        (ctx.loss_scale(train_index.numel()) * loss + extra).backward()
     opt.step()
-    return ctx.all_mean(loss.item() / max(mine.numel(), 1)), *solver_stats(model)
+    stats = recorded.stats
+    return ctx.all_mean(loss.item() / max(mine.numel(), 1)), stats.nfe, stats.nfe_backward
 
 
 def train_batches(net, model, loader, opt, ctx, label_smoothing=0.0):
@@ -390,13 +376,14 @@ def train_batches(net, model, loader, opt, ctx, label_smoothing=0.0):
     for batch in loader:
         batch = batch.to(ctx.device)
         opt.zero_grad()
-        out = net(batch.x, batch.edge_index)[:batch.batch_size]
-        loss = F.cross_entropy(out, batch.y[:batch.batch_size], label_smoothing=label_smoothing)
-        loss.backward()
+        with SolverStatsRecorder(model) as recorded:
+            out = net(batch.x, batch.edge_index)[:batch.batch_size]
+            loss = F.cross_entropy(out, batch.y[:batch.batch_size],
+                                   label_smoothing=label_smoothing)
+            loss.backward()
         opt.step()
-        f, b = solver_stats(model)
         losses.append(loss.item())
-        nfe_f, nfe_b = nfe_f + f, nfe_b + b
+        nfe_f, nfe_b = nfe_f + recorded.stats.nfe, nfe_b + recorded.stats.nfe_backward
     return ctx.all_mean(st.mean(losses)), nfe_f / len(losses), nfe_b / len(losses)
 
 

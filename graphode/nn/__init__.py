@@ -8,7 +8,8 @@ from .gde import GDEConv
 from .gde_gru import GDEGRU, batch_graph
 from .gru_ode import GraphGRUODE
 from .sparse import SparseOperator
+from .stats import SolverStatsRecorder
 
-__all__ = ["GDEConv", "GraphVectorField", "SecondOrderGDEConv", "TimeConcat", "SparseOperator",
+__all__ = ["GDEConv", "SolverStatsRecorder", "GraphVectorField", "SecondOrderGDEConv", "TimeConcat", "SparseOperator",
            "LinearDiffusion", "GCGRUCell", "gcn_operator", "GDEGRU", "batch_graph", "GraphGRUODE",
            "RecurrentForecaster", "HistoricalAverage"]

@@ -1,7 +1,7 @@
 """Variants of the GDE block from the literature: time-concatenated and second-order fields."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -97,6 +97,11 @@ class SecondOrderGDEConv(Module):
 
     def reset_parameters(self) -> None:
         self.field.reset_parameters()
+
+    @property
+    def last_solves(self) -> List[SolverStats]:
+        """The statistics of the last forward's solve (see :class:`SolverStatsRecorder`)."""
+        return [self.stats]
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
                 velocity: Optional[Tensor] = None) -> Tensor:

@@ -1,7 +1,7 @@
 """GDEConv: any PyG message-passing layer as the vector field of a continuous-depth block."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -190,6 +190,11 @@ class GDEConv(Module):
 
     def reset_parameters(self) -> None:
         self.field.reset_parameters()
+
+    @property
+    def last_solves(self) -> List[SolverStats]:
+        """The statistics of the last forward's solve (see :class:`SolverStatsRecorder`)."""
+        return [self.stats]
 
     def _times(self) -> list:
         t0, t1 = self.t_span

@@ -97,6 +97,12 @@ class GDEGRU(Module):
         self.decoder.reset_parameters()
 
     @property
+    def last_solves(self) -> List[SolverStats]:
+        """The statistics of every solve of the last forward (see
+        :class:`SolverStatsRecorder`)."""
+        return list(self._stats)
+
+    @property
     def stats(self) -> SolverStats:
         """Solver counters summed over the flows of the last forward (and its backward)."""
         total = SolverStats()

@@ -47,6 +47,19 @@ class SolverStats:
     def n_steps(self) -> int:
         return self.n_accepted + self.n_rejected
 
+    def __add__(self, other: "SolverStats") -> "SolverStats":
+        if not isinstance(other, SolverStats):
+            return NotImplemented
+        return SolverStats(*(getattr(self, f) + getattr(other, f) for f in _STAT_FIELDS))
+
+    def __radd__(self, other: object) -> "SolverStats":
+        # sum(stats_list) starts from 0
+        return self if other == 0 else NotImplemented
+
+
+_STAT_FIELDS = ("nfe", "n_accepted", "n_rejected", "nfe_backward", "n_accepted_backward",
+                "n_rejected_backward")
+
 
 class SolveError(RuntimeError):
     """A solve that could not finish.

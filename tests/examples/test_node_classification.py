@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from graphode.nn import SolverStatsRecorder
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 import node_classification as nc  # noqa: E402
@@ -163,14 +165,18 @@ def test_gcde_trains_on_several_dropout_passes_with_the_consistency_loss():
     solver = dict(t_span=(0.0, 1.0), method="rk4", step_size=1.0, gradient="autograd")
     model = nc.GCDE(data.num_features, 8, 4, dropout=0.5, field_dropout=0.5, solver=solver,
                     encoder="gcn", decoder="gcn", samples=3, consistency=1.0)
-    out = model(data.x, data.edge_index)
-    assert out.shape == (3, data.num_nodes, 4) and nc.solver_stats(model) == (12, 0)
+    with SolverStatsRecorder(model) as recorded:
+        out = model(data.x, data.edge_index)
+    assert out.shape == (3, data.num_nodes, 4)
+    assert (recorded.calls, recorded.stats.nfe, recorded.stats.nfe_backward) == (3, 12, 0)
     assert not torch.allclose(out[0], out[1])  # each pass has its own dropout masks
     assert model.consistency_loss(out) > 0
     model.eval()
-    first, again = model(data.x, data.edge_index), model(data.x, data.edge_index)
+    first = model(data.x, data.edge_index)
+    with SolverStatsRecorder(model) as recorded:
+        again = model(data.x, data.edge_index)
     assert first.shape == (data.num_nodes, 4) and torch.equal(first, again)
-    assert nc.solver_stats(model) == (4, 0)
+    assert (recorded.calls, recorded.stats.nfe) == (1, 4)
     result = nc.run(args, data, 4, seed=0)
     assert result["nfe_forward"] == 12  # three rk4 steps of four evaluations per training step
     assert result["curves"]["loss"][-1] < result["curves"]["loss"][0]
