@@ -1,7 +1,7 @@
 """Continuous-depth graph layers: GDEConv and the graph-bound vector field."""
 from .augment import SecondOrderGDEConv, TimeConcat
 from .diffusion import LinearDiffusion
-from .field import GraphVectorField
+from .field import GraphVectorField, register_plan
 from .forecast import HistoricalAverage, RecurrentForecaster
 from .gcgru import GCGRUCell, gcn_operator
 from .gde import GDEConv
@@ -10,6 +10,6 @@ from .gru_ode import GraphGRUODE
 from .sparse import SparseOperator
 from .stats import SolverStatsRecorder
 
-__all__ = ["GDEConv", "SolverStatsRecorder", "GraphVectorField", "SecondOrderGDEConv", "TimeConcat", "SparseOperator",
+__all__ = ["GDEConv", "SolverStatsRecorder", "GraphVectorField", "register_plan", "SecondOrderGDEConv", "TimeConcat", "SparseOperator",
            "LinearDiffusion", "GCGRUCell", "gcn_operator", "GDEGRU", "batch_graph", "GraphGRUODE",
            "RecurrentForecaster", "HistoricalAverage"]

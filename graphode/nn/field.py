@@ -16,7 +16,7 @@ from torch.nn import Module, ModuleList
 
 from .sparse import SparseOperator
 
-__all__ = ["GraphVectorField", "channels_of", "reset_parameters"]
+__all__ = ["GraphVectorField", "register_plan", "channels_of", "reset_parameters"]
 
 Plan = Callable[..., Tensor]  # x -> f(x), or (x, t) -> f(x, t) for time-dependent layers
 
@@ -138,12 +138,49 @@ def _diffusion_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional
     return lambda x: op.mm(conv.mix(x)) - x
 
 
+_REGISTERED: Dict[type, Callable] = {}
+
+
+def register_plan(layer_type: type, plan: Callable[..., Optional[Plan]]) -> None:
+    """Register a fast plan for a message-passing layer type that graphode does not know.
+
+    ``plan(layer, edge_index, edge_weight, num_nodes, dtype, device)`` is called once per
+    solve, when :class:`GraphVectorField` binds a graph; it precomputes what depends only on
+    the graph (a :class:`~graphode.nn.SparseOperator`, say) and returns ``x -> f(x)``, the
+    layer applied to features of that graph, or ``None`` to fall back to calling the layer
+    with ``edge_index`` at every evaluation (e.g. for settings the plan does not cover).
+    ``edge_weight`` is ``None`` unless the layer's ``forward`` takes one. A registered plan
+    takes precedence over graphode's own for the same type; a layer class of your own may
+    instead define ``graph_plan(edge_index, edge_weight, num_nodes, dtype, device)``.
+
+    Example::
+
+        >>> import torch
+        >>> from torch_geometric.nn import SimpleConv
+        >>> from graphode.nn import GDEConv, SparseOperator, register_plan
+        >>> def simple_plan(conv, edge_index, edge_weight, n, dtype, device):
+        ...     if conv.aggr != "sum" or conv.combine_root is not None:
+        ...         return None
+        ...     w = torch.ones(edge_index.size(1), dtype=dtype, device=device)
+        ...     return SparseOperator(edge_index, w, n, dtype, device).mm
+        >>> register_plan(SimpleConv, simple_plan)
+        >>> x, ei = torch.randn(3, 2), torch.tensor([[0, 1], [1, 2]])
+        >>> GDEConv(SimpleConv(), method="rk4", step_size=0.5)(x, ei).shape
+        torch.Size([3, 2])
+    """
+    if not isinstance(layer_type, type) or not callable(plan):
+        raise TypeError(f"register_plan takes a layer class and a callable, got "
+                        f"{layer_type!r} and {type(plan).__name__}")
+    _REGISTERED[layer_type] = plan
+
+
 def _plans() -> Dict[type, Callable]:
     from torch_geometric.nn import ChebConv, GCNConv, GINConv, GraphConv, SAGEConv
 
     from .diffusion import LinearDiffusion
     return {GCNConv: _gcn_plan, SAGEConv: _sage_plan, GraphConv: _graph_conv_plan,
-            GINConv: _gin_plan, ChebConv: _cheb_plan, LinearDiffusion: _diffusion_plan}
+            GINConv: _gin_plan, ChebConv: _cheb_plan, LinearDiffusion: _diffusion_plan,
+            **_REGISTERED}
 
 
 # --------------------------------------------------------------------------- the field
