@@ -19,12 +19,11 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch_geometric.loader import DataLoader
-from torch_geometric.nn import GCNConv, GINConv, global_add_pool
 
 from graphode.data import load_tu, stratified_folds
-from graphode.nn import GDEConv, SolverStatsRecorder
+from graphode.models import GIN, GDEClassifier, GINGDEClassifier
+from graphode.nn import SolverStatsRecorder
 from graphode.training import check_args, exit_on_user_error
 
 try:
@@ -32,80 +31,6 @@ try:
 except ImportError:  # the progress bar is a nicety
     def tqdm(iterable, **_):
         return iterable
-
-
-def mlp(cin, hidden):
-    """A GIN layer's MLP, followed by batch norm and ReLU as in the GIN paper's code (without
-    the last normalisation, sum readouts of large graphs grow until training collapses)."""
-    return nn.Sequential(nn.Linear(cin, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                         nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU())
-
-
-class Readout(nn.Module):
-    """The GIN paper's readout: the sum-pooled node states of every layer (or time), each
-    scored by its own linear layer after dropout, and the scores added. Linear on purpose: a
-    ReLU hidden layer on sums over graphs of hundreds of nodes died on PROTEINS, and training
-    fell back to the majority class."""
-
-    def __init__(self, channels, classes, dropout):
-        super().__init__()
-        self.scores = nn.ModuleList(nn.Linear(c, classes) for c in channels)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, states, batch):
-        return sum(score(self.dropout(global_add_pool(h, batch)))
-                   for score, h in zip(self.scores, states))
-
-
-class GIN(nn.Module):
-    """GIN-0 with the readout of every layer (the GIN paper's architecture)."""
-
-    def __init__(self, cin, hidden, classes, layers=5, dropout=0.5, **_):
-        super().__init__()
-        self.convs = nn.ModuleList(GINConv(mlp(cin if i == 0 else hidden, hidden))
-                                   for i in range(layers))
-        self.readout = Readout([cin] + [hidden] * layers, classes, dropout)
-
-    def forward(self, x, edge_index, batch):
-        states = [x]
-        for conv in self.convs:
-            states.append(conv(states[-1], edge_index))
-        return self.readout(states, batch)
-
-
-class GDEClassifier(nn.Module):
-    """Linear encoder, a GDE block with a GCN + tanh field over t in [0, T], the GIN readout
-    of the input, the encoding and the GDE's end state."""
-
-    def __init__(self, cin, hidden, classes, dropout=0.5, solver=None, **_):
-        super().__init__()
-        self.encoder = nn.Sequential(nn.Linear(cin, hidden), nn.ReLU())
-        self.gde = GDEConv([GCNConv(hidden, hidden), nn.Tanh()], **solver)
-        self.readout = Readout([cin, hidden, hidden], classes, dropout)
-
-    def forward(self, x, edge_index, batch):
-        h0 = self.encoder(x)
-        return self.readout([x, h0, self.gde(h0, edge_index, batch=batch)], batch)
-
-
-class GINGDEClassifier(nn.Module):
-    """The continuous analogue of GIN: a GIN encoder layer, then a GDE block whose field is a
-    GIN layer (sum aggregation, an MLP without batch norm, tanh), with the readout of the
-    state at several times (as GIN reads out every layer)."""
-
-    def __init__(self, cin, hidden, classes, dropout=0.5, solver=None, readouts=4, **_):
-        super().__init__()
-        self.encoder = GINConv(mlp(cin, hidden))
-        t0, t1 = solver["t_span"]
-        times = [t0 + (t1 - t0) * (k + 1) / readouts for k in range(readouts)]
-        field = GINConv(nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(),
-                                      nn.Linear(hidden, hidden)))
-        self.gde = GDEConv([field, nn.Tanh()], t_eval=times, **solver)
-        self.readout = Readout([cin] + [hidden] * (1 + readouts), classes, dropout)
-
-    def forward(self, x, edge_index, batch):
-        h0 = self.encoder(x, edge_index)
-        return self.readout([x, h0, *self.gde(h0, edge_index, batch=batch)], batch)
 
 
 MODELS = {"gin": GIN, "gde": GDEClassifier, "gde-gin": GINGDEClassifier}
@@ -167,8 +92,10 @@ def run_fold(args, dataset, train_idx, test_idx, seed):
     torch.manual_seed(seed)
     solver = dict(t_span=(0.0, args.t_end), method=args.method, rtol=args.rtol, atol=args.atol,
                   gradient=args.gradient, per_graph_steps=args.per_graph_steps)
-    model = MODELS[args.model](dataset.num_features, args.hidden, dataset.num_classes,
-                               dropout=args.dropout, solver=solver).to(args.device)
+    sizes = (dataset.num_features, args.hidden, dataset.num_classes)
+    model = GIN(*sizes, dropout=args.dropout) if args.model == "gin" else \
+        MODELS[args.model](*sizes, dropout=args.dropout, solver=solver)
+    model = model.to(args.device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=50, gamma=0.5)
     train = DataLoader(dataset[train_idx], batch_size=args.batch_size, shuffle=True)

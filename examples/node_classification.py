@@ -34,7 +34,8 @@ from torch_geometric.nn import GCNConv
 from graphode import distributed
 from graphode.data import DataNotFoundError, contextual_sbm, large_contextual_sbm, load_planetoid
 from graphode.loader import neighbor_loader
-from graphode.nn import GDEConv, LinearDiffusion, SolverStatsRecorder
+from graphode.models import CGNN, GCDE, GDECR
+from graphode.nn import SolverStatsRecorder
 from graphode.training import (
     check_args,
     check_loss,
@@ -94,7 +95,7 @@ DATASET_DEFAULTS = {
 class GCN(nn.Module):
     """Kipf and Welling's two-layer GCN, the discrete baseline."""
 
-    def __init__(self, in_channels, hidden, classes, dropout, **_):
+    def __init__(self, in_channels, hidden, classes, dropout):
         super().__init__()
         self.conv1, self.conv2, self.dropout = GCNConv(in_channels, hidden), GCNConv(hidden, classes), dropout
 
@@ -103,128 +104,6 @@ class GCN(nn.Module):
         x = F.relu(self.conv1(x, edge_index))
         x = F.dropout(x, self.dropout, self.training)
         return self.conv2(x, edge_index)
-
-
-class Consistency:
-    """GRAND's consistency loss for a model trained on several random passes per step
-    (``self.consistency`` its weight, ``self.temperature`` the sharpening temperature)."""
-
-    def consistency_loss(self, logits):
-        """Mean squared distance of each pass's probabilities from their sharpened mean."""
-        p = logits.softmax(-1)
-        sharp = p.mean(0).pow(1 / self.temperature)
-        sharp = (sharp / sharp.sum(-1, keepdim=True)).detach()
-        return self.consistency * (p - sharp).pow(2).sum(-1).mean()
-
-
-class GCDE(Consistency, nn.Module):
-    """GCDE: input dropout, a GCN encoder, a GDE block with a GCN field (dropout inside it),
-    and a GCN decoder as in the GDE paper's code (``--encoder linear`` and ``--decoder linear``
-    for linear ones).
-
-    The encoder uses ReLU: with row-normalised features, the softplus encoder of the GDE
-    paper's torchdyn tutorial maps every node near log 2 and trained to 40% on Cora here.
-    ``encoder_init="uniform"`` draws the encoder's weights and biases uniformly from
-    +-1/sqrt(hidden), as the GCN layer of the GDE paper's code does; PyG's Glorot
-    initialisation draws from a range 2 (Cora) to 3 (CiteSeer) times narrower, because it
-    scales with the thousands of input features. ``input_dropout`` acts on the input
-    features (``dropout`` when not given), ``dropout`` on the output of the GDE block.
-
-    With ``samples`` > 1, training draws that many passes with their own dropout masks (one
-    solve each) and returns their logits stacked, ``(samples, N, classes)``, for the
-    consistency loss that ``gde-cr`` trains with; evaluation is one pass without dropout.
-    """
-
-    def __init__(self, in_channels, hidden, classes, dropout, field_dropout, solver, encoder,
-                 decoder, encoder_init="glorot", input_dropout=None, samples=1,
-                 consistency=0.0, temperature=0.5, **_):
-        super().__init__()
-        self.dropout = dropout
-        self.samples, self.consistency, self.temperature = samples, consistency, temperature
-        self.input_dropout = dropout if input_dropout is None else input_dropout
-        self.encoder = GCNConv(in_channels, hidden) if encoder == "gcn" else \
-            nn.Linear(in_channels, hidden)
-        field = [nn.Dropout(field_dropout), GCNConv(hidden, hidden), nn.Softplus()]
-        self.gde = GDEConv(field, **solver)
-        self.decoder = GCNConv(hidden, classes) if decoder == "gcn" else nn.Linear(hidden, classes)
-        if encoder_init == "uniform":
-            weight = self.encoder.lin.weight if encoder == "gcn" else self.encoder.weight
-            for param in (weight, self.encoder.bias):
-                nn.init.uniform_(param, -hidden ** -0.5, hidden ** -0.5)
-
-    def forward(self, x, edge_index):
-        if self.training and self.samples > 1:
-            return torch.stack([self.one_pass(x, edge_index) for _ in range(self.samples)])
-        return self.one_pass(x, edge_index)
-
-    def one_pass(self, x, edge_index):
-        x = F.dropout(x, self.input_dropout, self.training)
-        h = F.relu(self.encoder(x, edge_index) if isinstance(self.encoder, GCNConv) else
-                   self.encoder(x))
-        h = F.dropout(self.gde(h, edge_index), self.dropout, self.training)
-        return self.decoder(h, edge_index) if isinstance(self.decoder, GCNConv) else self.decoder(h)
-
-
-class CGNN(nn.Module):
-    """Diffusion with a source, in the spirit of CGNN: an MLP encodes each node into class
-    scores X0, which then flow by dX/dt = (1 - alpha) A_hat X - X + X0 (LinearDiffusion with
-    damping alpha, no weights). The flow tends to personalised PageRank of X0, the continuous
-    analogue of APPNP. Weight decay acts on the first layer only, as in GCN and APPNP."""
-
-    def __init__(self, in_channels, hidden, classes, dropout, solver, alpha, **_):
-        super().__init__()
-        self.dropout = dropout
-        self.lin1, self.lin2 = nn.Linear(in_channels, hidden), nn.Linear(hidden, classes)
-        self.gde = GDEConv(LinearDiffusion(classes, weight=False, alpha=alpha), control="add",
-                           **solver)
-
-    def param_groups(self, weight_decay):
-        rest = [p for n, p in self.named_parameters() if not n.startswith("lin1.")]
-        return [dict(params=self.lin1.parameters(), weight_decay=weight_decay),
-                dict(params=rest, weight_decay=0.0)]
-
-    def forward(self, x, edge_index):
-        x = F.dropout(x, self.dropout, self.training)
-        h = F.dropout(F.relu(self.lin1(x)), self.dropout, self.training)
-        return self.gde(self.lin2(h), edge_index)
-
-
-class GDECR(Consistency, nn.Module):
-    """Random propagation by a diffusion GDE, trained with consistency regularisation (in the
-    spirit of GRAND, Feng et al., 2020). Each training pass drops whole nodes (DropNode) from
-    the linearly encoded features H0 = X W1, which then flow by
-    dH/dt = (1 - alpha) A_hat H - H + H0 (as in ``cgnn``; scaled by alpha, the flow tends
-    to personalised PageRank of H0) before a ReLU MLP head. Training draws ``samples`` such
-    passes at once (one solve over their stacked channels) and adds to their mean
-    cross-entropy the consistency loss: the squared distance of each pass's class
-    probabilities from their sharpened mean, on every node. Evaluation is one pass without
-    dropout or DropNode."""
-
-    def __init__(self, in_channels, hidden, classes, dropout, hidden_dropout, dropnode, samples,
-                 consistency, temperature, solver, alpha, **_):
-        super().__init__()
-        self.dropout, self.hidden_dropout, self.dropnode = dropout, hidden_dropout, dropnode
-        self.samples, self.consistency, self.temperature = samples, consistency, temperature
-        self.alpha = alpha
-        self.encoder = nn.Linear(in_channels, hidden, bias=False)
-        self.bias = nn.Parameter(torch.zeros(hidden))
-        self.head = nn.Linear(hidden, classes)
-        self.gde = GDEConv(LinearDiffusion(-1, weight=False, alpha=alpha), control="add",
-                           **solver)
-
-    def forward(self, x, edge_index):
-        """Logits ``(N, classes)``; in training, ``(samples, N, classes)``."""
-        samples = self.samples if self.training else 1
-        h = self.encoder(F.dropout(x, self.dropout, self.training))
-        h = h.repeat(1, samples)  # the passes share one solve, side by side in the channels
-        if self.training and self.dropnode > 0:
-            keep = torch.rand(h.size(0), samples, 1, device=h.device) >= self.dropnode
-            h = (h.view(h.size(0), samples, -1) * keep / (1 - self.dropnode)).flatten(1)
-        h = self.alpha * self.gde(h, edge_index)
-        h = h.view(h.size(0), samples, -1).transpose(0, 1) + self.bias
-        h = F.dropout(F.relu(h), self.hidden_dropout, self.training)
-        out = self.head(h)
-        return out if self.training else out[0]
 
 
 MODELS = {"gcn": GCN, "gcde": GCDE, "cgnn": CGNN, "gde-cr": GDECR}
@@ -408,6 +287,24 @@ def test(model, data, loaders=None):
     return accs
 
 
+def build_model(args, in_channels, num_classes, solver):
+    """The model ``--model`` names, with the flags that apply to it."""
+    hidden = (in_channels, args.hidden, num_classes)
+    if args.model == "gcn":
+        return GCN(*hidden, dropout=args.dropout)
+    if args.model == "gcde":
+        return GCDE(*hidden, dropout=args.dropout, field_dropout=args.field_dropout,
+                    solver=solver, encoder=args.encoder, decoder=args.decoder,
+                    encoder_init=args.encoder_init, input_dropout=args.input_dropout,
+                    samples=args.samples, consistency=args.consistency,
+                    temperature=args.temperature)
+    if args.model == "cgnn":
+        return CGNN(*hidden, dropout=args.dropout, solver=solver, alpha=args.alpha)
+    return GDECR(*hidden, dropout=args.dropout, hidden_dropout=args.hidden_dropout,
+                 dropnode=args.dropnode, samples=args.samples, consistency=args.consistency,
+                 temperature=args.temperature, solver=solver, alpha=args.alpha)
+
+
 def run(args, data, num_classes, seed, ctx=None, saved=None, save=None):
     """Train one seed. ``saved``: a checkpoint of this seed to continue from; ``save(state)``
     is called after every epoch with everything needed to continue exactly."""
@@ -415,14 +312,7 @@ def run(args, data, num_classes, seed, ctx=None, saved=None, save=None):
     torch.manual_seed(seed)
     solver = dict(t_span=(0.0, args.t_end), method=args.method, rtol=args.rtol, atol=args.atol,
                   step_size=args.step_size, gradient=args.gradient)
-    model = MODELS[args.model](data.num_features, args.hidden, num_classes, dropout=args.dropout,
-                               field_dropout=args.field_dropout, solver=solver,
-                               encoder=args.encoder, decoder=args.decoder,
-                               encoder_init=args.encoder_init,
-                               input_dropout=args.input_dropout, alpha=args.alpha,
-                               hidden_dropout=args.hidden_dropout, dropnode=args.dropnode,
-                               samples=args.samples, consistency=args.consistency,
-                               temperature=args.temperature).to(ctx.device)
+    model = build_model(args, data.num_features, num_classes, solver).to(ctx.device)
     net = ctx.wrap(model)
     groups = model.param_groups(args.weight_decay) if hasattr(model, "param_groups") else \
         [dict(params=model.parameters(), weight_decay=args.weight_decay)]
