@@ -24,14 +24,8 @@ from torch_geometric.loader import DataLoader
 from graphode.data import load_tu, stratified_folds
 from graphode.models import GIN, GDEClassifier, GINGDEClassifier
 from graphode.nn import SolverStatsRecorder
-from graphode.training import check_args, exit_on_user_error
 
-try:
-    from tqdm import tqdm
-except ImportError:  # the progress bar is a nicety
-    def tqdm(iterable, **_):
-        return iterable
-
+from _common import check_args, exit_on_user_error, tqdm
 
 MODELS = {"gin": GIN, "gde": GDEClassifier, "gde-gin": GINGDEClassifier}
 

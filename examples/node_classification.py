@@ -36,21 +36,9 @@ from graphode.data import DataNotFoundError, contextual_sbm, large_contextual_sb
 from graphode.loader import neighbor_loader
 from graphode.models import CGNN, GCDE, GDECR
 from graphode.nn import SolverStatsRecorder
-from graphode.training import (
-    check_args,
-    check_loss,
-    rng_state,
-    run_example,
-    run_seeds,
-    set_rng_state,
-    settings,
-)
+from graphode.training import check_loss, rng_state, run_seeds, set_rng_state
 
-try:
-    from tqdm import tqdm
-except ImportError:  # the progress bar is a nicety
-    def tqdm(iterable, **_):
-        return iterable
+from _common import check_args, run_example, settings, tqdm
 
 # Tuned defaults per model; any flag given on the command line wins.
 DEFAULTS = {

@@ -33,24 +33,9 @@ from graphode.data import (
 )
 from graphode.metrics import forecast_metrics, masked_huber, masked_mae, masked_mse
 from graphode.nn import GDEGRU, HistoricalAverage, RecurrentForecaster
-from graphode.training import (
-    check_args,
-    check_loss,
-    rng_state,
-    run_example,
-    run_seeds,
-    set_rng_state,
-    settings,
-)
+from graphode.training import check_loss, rng_state, run_seeds, set_rng_state
 
-try:
-    from tqdm import tqdm
-except ImportError:  # the progress bar is a nicety
-    class tqdm:  # noqa: N801 - stands in for tqdm.tqdm
-        def __init__(self, *_, **__):
-            pass
-
-        update = set_postfix = close = __init__
+from _common import check_args, run_example, settings, tqdm
 
 MODELS = ("ha", "gru", "gcgru", "gde-gru")
 LOSSES = {"mae": masked_mae, "mse": masked_mse, "huber": masked_huber}

@@ -7,28 +7,32 @@ that a resumed run draws the same dropout masks and batches as one never stopped
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import random
-import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
 import torch
 
 __all__ = ["save_atomic", "load_checkpoint", "rng_state", "set_rng_state", "TrainingDiverged",
-           "check_loss", "CheckpointMismatch", "CheckpointError", "run_seeds", "settings",
-           "run_example", "check_args", "exit_on_user_error"]
-
-# Flags of the examples that do not change a result: a resumed run may change them.
-OUTPUTS = ("json", "plot", "checkpoint", "resume", "device", "distributed")
+           "check_loss", "CheckpointMismatch", "CheckpointError", "run_seeds"]
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite (or exploded past a bound)."""
+    """The training loss became NaN, infinite or huge.
+
+    Attributes:
+        loss: the loss seen.
+        epoch: the epoch it was seen in.
+        problem: what is wrong with it (``"is not finite"``, ``"exploded past 1e+08"``).
+    """
+
+    def __init__(self, message: str, loss: float = math.nan, epoch: int = 0,
+                 problem: str = "is not finite"):
+        super().__init__(message)
+        self.loss, self.epoch, self.problem = loss, epoch, problem
 
 
 class CheckpointError(ValueError):
@@ -68,8 +72,8 @@ def load_checkpoint(path, expect: Optional[Mapping[str, Any]] = None) -> Dict[st
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: run once with --checkpoint {path} "
-                                f"(without --resume) to create it")
+        raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume from; train once "
+                                f"with checkpoints written to {path} to create it")
     try:
         # weights_only: a checkpoint holds tensors and plain Python values only, so a crafted
         # file cannot run code when it is loaded.
@@ -119,9 +123,10 @@ def check_loss(loss: float, epoch: int, limit: float = 1e8) -> None:
         return
     what = "is not finite" if not math.isfinite(loss) else f"exploded past {limit:g}"
     raise TrainingDiverged(
-        f"the training loss {what} ({loss}) at epoch {epoch}. Lower --lr, or make the solve "
-        f"more careful: a smaller --step-size, tighter --rtol / --atol, or an adaptive "
-        f"--method such as dopri5. The last good checkpoint (if --checkpoint was given) is kept.")
+        f"the training loss {what} ({loss}) at epoch {epoch}. Lower the learning rate, or make "
+        f"the solve more careful: a smaller step size, tighter rtol / atol, or an adaptive "
+        f"method such as dopri5. The last good checkpoint (if one was being written) is kept.",
+        loss, epoch, what)
 
 
 def run_seeds(seeds: Iterable[int], run_one: Callable[..., Dict[str, Any]],
@@ -153,84 +158,3 @@ def run_seeds(seeds: Iterable[int], run_one: Callable[..., Dict[str, Any]],
         runs.append(run_one(seed, saved, lambda s, seed=seed: save(dict(seed=seed, state=s))))
         save(None)
     return runs
-
-
-def settings(args, exclude: Iterable[str] = OUTPUTS) -> Dict[str, Any]:
-    """The parsed flags that shape a run's result (an ``argparse.Namespace`` less its
-    output and placement flags): the ``config`` a resumed run must share."""
-    return {k: v for k, v in vars(args).items() if k not in set(exclude)}
-
-
-def _writable(path: str, flag: str) -> Optional[str]:
-    """Why ``path`` cannot be written (``None`` if it can), checked before any training."""
-    target = Path(path).expanduser()
-    if target.is_dir():
-        return f"{flag} {path} is a folder; give a file name"
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        return f"{flag} {path}: the folder {folder} does not exist; create it first"
-    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        return f"{flag} {path}: no permission to write there"
-    return None
-
-
-def check_args(parser, args) -> None:
-    """Refuse, before any work, what would fail only after a whole run: non-positive counts,
-    outputs that cannot be written, ``--plot`` without matplotlib, a CUDA device that is not
-    there. ``parser.error`` prints one line and exits with code 2."""
-    for flag in ("epochs", "seeds", "hidden", "folds", "batch_size", "horizon"):
-        value = getattr(args, flag, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
-    for flag in ("json", "plot", "checkpoint"):
-        path = getattr(args, flag, None)
-        if path and not (flag == "checkpoint" and getattr(args, "resume", False)):
-            problem = _writable(path, f"--{flag}")
-            if problem:
-                parser.error(problem)
-    if getattr(args, "plot", None):
-        if importlib.util.find_spec("matplotlib") is None:
-            parser.error("--plot needs matplotlib: pip install matplotlib (or the [plot] extra)")
-    device = getattr(args, "device", None)
-    if device is not None:
-        try:
-            kind = torch.device(device).type
-        except (RuntimeError, ValueError):
-            parser.error(f"--device {device} is not a device name; use cpu, cuda or cuda:N")
-        if kind == "cuda" and not torch.cuda.is_available():
-            parser.error(f"--device {device}: this machine has no CUDA device (or torch was "
-                         f"built without CUDA); use --device cpu")
-
-
-@contextmanager
-def exit_on_user_error(script: str) -> Iterator[None]:
-    """Turn a user's error (missing or malformed data, an unreadable or mismatched
-    checkpoint) into one clear line on stderr and exit code 2, as argparse does."""
-    from .data import DataFormatError, DataNotFoundError
-    try:
-        yield
-    except (DataNotFoundError, DataFormatError, CheckpointError, CheckpointMismatch,
-            FileNotFoundError) as err:
-        print(f"{Path(script).name}: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def run_example(report: Callable[[Any, Any], Any], args, script: str):
-    """Call ``report(args, ctx)`` as the examples' ``main`` does: in the process group
-    torchrun describes when ``args.distributed`` is set, in one process otherwise, leaving
-    the group afterwards. A diverged run exits with its message instead of a traceback; missing or malformed
-    data and unreadable checkpoints exit with one line and code 2."""
-    from . import distributed
-
-    if args.distributed and not distributed.launched():
-        raise SystemExit(f"--distributed runs under torchrun, e.g. torchrun --standalone "
-                         f"--nproc_per_node 2 {script} --distributed")
-    ctx = distributed.setup(args.device) if args.distributed else \
-        distributed.Context(device=torch.device(args.device))
-    try:
-        with exit_on_user_error(script):
-            return report(args, ctx)
-    except TrainingDiverged as err:
-        raise SystemExit(f"stopped: {err}") from err
-    finally:
-        distributed.teardown()

@@ -51,10 +51,11 @@ def test_bad_arguments_are_refused_before_training(script, flag, value, words, t
 
 def test_a_read_only_output_folder_is_refused(tmp_path, monkeypatch):
     # root writes anywhere, so the folder's permission is what os.access reports
-    import graphode.training
     sys.path.insert(0, str(ROOT / "examples"))
     import node_classification as nc
-    monkeypatch.setattr(graphode.training.os, "access", lambda path, mode: False)
+
+    import _common
+    monkeypatch.setattr(_common.os, "access", lambda path, mode: False)
     with pytest.raises(SystemExit) as exit_:
         nc.parse_args(["--json", str(tmp_path / "out.json")])
     assert exit_.value.code == 2
