@@ -22,7 +22,7 @@ try:
     from tqdm import tqdm
 except ImportError:  # the progress bar is a nicety
     class tqdm:  # noqa: N801 - stands in for tqdm.tqdm
-        def __init__(self, iterable=None, **_):
+        def __init__(self, iterable=(), **_):
             self.iterable = iterable
 
         def __iter__(self):

@@ -322,6 +322,8 @@ def run(args, data, num_classes, seed, ctx=None, saved=None, save=None):
         set_rng_state(saved["rng"])
         best, curves, epoch = saved["best"], saved["curves"], saved["epoch"]
         nfe_f, nfe_b, elapsed = saved["nfe_forward"], saved["nfe_backward"], saved["elapsed"]
+    bar = tqdm(total=args.epochs, initial=epoch, desc=f"{args.model} seed {seed}",
+               leave=False, disable=not ctx.main)
     while epoch < args.epochs and epoch - best["epoch"] < args.patience:
         epoch += 1
         start = time.perf_counter()
@@ -338,10 +340,16 @@ def run(args, data, num_classes, seed, ctx=None, saved=None, save=None):
             curves[key].append(v)
         if va > best["val"]:
             best = dict(val=va, test=te, epoch=epoch)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", val=f"{va:.3f}", best=f"{best['val']:.3f}")
         if save is not None:
             save(dict(model=model.state_dict(), optimizer=opt.state_dict(), rng=rng_state(),
                       best=best, curves=curves, epoch=epoch, nfe_forward=nfe_f,
                       nfe_backward=nfe_b, elapsed=elapsed))
+    bar.close()
+    if ctx.main:
+        print(f"seed {seed}: val {100 * best['val']:.1f}, test {100 * best['test']:.1f} at epoch "
+              f"{best['epoch']} of {epoch}")
     epochs = max(epoch, 1)
     return dict(best, epochs=epoch, nfe_forward=nfe_f / epochs, nfe_backward=nfe_b / epochs,
                 seconds_per_epoch=elapsed / epochs, curves=curves,
@@ -379,9 +387,7 @@ def report(args, ctx):
     if not args.batch_size:  # mini-batches move to the device one at a time
         data = data.to(ctx.device)
     num_classes = int(data.y.max()) + 1
-    seeds = range(args.seeds) if not ctx.main else \
-        tqdm(range(args.seeds), desc=f"{args.model} on {name}")
-    runs = run_seeds(seeds, lambda seed, saved, save: run(args, data, num_classes, seed, ctx,
+    runs = run_seeds(range(args.seeds), lambda seed, saved, save: run(args, data, num_classes, seed, ctx,
                                                           saved, save),
                      args.checkpoint, args.resume, config=settings(args), write=ctx.main)
     if not ctx.main:
