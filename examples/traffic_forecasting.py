@@ -32,7 +32,8 @@ from graphode.data import (
     sliding_windows,
 )
 from graphode.metrics import forecast_metrics, masked_huber, masked_mae, masked_mse
-from graphode.nn import GDEGRU, HistoricalAverage, RecurrentForecaster
+from graphode.models import ChangeForecaster
+from graphode.nn import GDEGRU, HistoricalAverage, RecurrentForecaster, SolverStatsRecorder
 from graphode.training import check_loss, rng_state, run_seeds, set_rng_state
 
 from _common import check_args, run_example, settings, tqdm
@@ -118,29 +119,21 @@ def time_of_day(series):
 def build(args, horizon, channels):
     if args.model == "ha":
         return HistoricalAverage()
+    # Learned models predict the change from the last observed snapshot, all alike.
     if args.model == "gde-gru":
         step = args.step_size or None
-        return GDEGRU(channels, args.hidden, 1, method=args.method, step_size=step)
-    return RecurrentForecaster(channels, args.hidden, horizon, graph=args.model == "gcgru",
-                               time_gaps=args.drop_prob > 0)
-
-
-def last_observed(x, mask):
-    """Each window's most recent observed snapshot, ``(B, 1, N)``."""
-    steps = torch.arange(mask.size(1), device=mask.device)
-    last = torch.where(mask, steps, -1).max(1).values
-    return x[torch.arange(x.size(0), device=x.device), last].transpose(1, 2)
+        return ChangeForecaster(GDEGRU(channels, args.hidden, 1, method=args.method,
+                                       step_size=step))
+    return ChangeForecaster(RecurrentForecaster(channels, args.hidden, horizon,
+                                                graph=args.model == "gcgru",
+                                                time_gaps=args.drop_prob > 0))
 
 
 def forecast(model, graph, times, query, x, mask, scaler):
-    """Forecasts in original units. Learned models predict the change from the last observed
-    snapshot (a skip connection for every model alike): traffic speeds persist, and learning
-    the change is far easier than learning the level from scratch."""
+    """Forecasts in original units."""
     if isinstance(model, HistoricalAverage):
         x = x[..., :1]  # the average of the speeds alone
     pred = model(x, graph.edge_index, times, query, mask, graph.edge_weight).squeeze(-1)
-    if not isinstance(model, HistoricalAverage):
-        pred = pred + last_observed(x[..., :1], mask)
     return scaler.inverse_transform(pred)
 
 
@@ -194,14 +187,16 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
             model.train()
             for x, y, mask in train.batches(args.batch_size, shuffle=True, generator=gen):
                 opt.zero_grad()
-                pred = forecast(net, series, times, query, x.to(device), mask.to(device), scaler)
+                with SolverStatsRecorder(model) as recorded:
+                    pred = forecast(net, series, times, query, x.to(device), mask.to(device),
+                                    scaler)
                 loss = LOSSES[args.loss](pred, y.to(device))
                 check_loss(loss.item(), epoch)  # before the step: the parameters stay good
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 5.0)
                 opt.step()
-                if hasattr(model, "stats"):
-                    nfe.append(model.stats.nfe)
+                if recorded.calls:
+                    nfe.append(recorded.stats.nfe)
             val = float(LOSSES[args.loss](evaluate("val"), splits["val"].y))
             elapsed += time.perf_counter() - start
             bar.update()

@@ -4,12 +4,15 @@ Node classification: :class:`GCDE` (Poli et al.), :class:`CGNN` (a CGNN-style di
 source) and :class:`GDECR` (GRAND-style random propagation with :func:`consistency_loss`).
 Graph classification: :class:`GIN` and the GDE classifiers :class:`GDEClassifier` and
 :class:`GINGDEClassifier`, all with the GIN paper's every-layer :class:`Readout`.
+Forecasting: :class:`ChangeForecaster` makes any forecaster predict the change from the last
+observation.
 """
 from .cgnn import CGNN
 from .consistency import consistency_loss
+from .forecast import ChangeForecaster, last_observed
 from .gcde import GCDE
 from .gde_cr import GDECR
 from .gin import GIN, GDEClassifier, GINGDEClassifier, Readout, gin_mlp
 
 __all__ = ["GCDE", "CGNN", "GDECR", "consistency_loss", "GIN", "GDEClassifier",
-           "GINGDEClassifier", "Readout", "gin_mlp"]
+           "GINGDEClassifier", "Readout", "gin_mlp", "ChangeForecaster", "last_observed"]
