@@ -49,7 +49,7 @@ DEFAULTS = {
     # 0.5 and a linear decoder gave 79.8 on Cora (3 seeds). The encoder initialisation lifts
     # CiteSeer by 2 points and leaves Cora as it was. Dropout 0.8 on the input features
     # (0.5 after the block) lifts Cora by a point and CiteSeer hardly; it learns more slowly,
-    # hence 500 epochs. examples/README.md lists what was tried.
+    # hence 500 epochs. docs/results_node_classification.md lists what was tried.
     "gcde": dict(hidden=64, input_dropout=0.8, dropout=0.5, field_dropout=0.9, lr=0.01,
                  weight_decay=5e-4, epochs=500, patience=150, method="rk4", step_size=1.0,
                  t_end=1.0, gradient="autograd", encoder="gcn", decoder="gcn",
@@ -71,7 +71,7 @@ DEFAULTS = {
 # CiteSeer's 120 labels less, not just at other epochs). It also trains on two dropout passes
 # per step with gde-cr's consistency loss (GRAND's CiteSeer weight and temperature, which had
 # a higher validation accuracy than weight 1 and temperature 0.5): it raised validation
-# accuracy on each of the ten seeds screened, by 2.4 points on average.
+# accuracy on each of the ten seeds tried, by 2.4 points on average.
 DATASET_DEFAULTS = {
     ("gcde", "citeseer"): dict(t_end=0.5, label_smoothing=0.3, samples=2, consistency=0.7,
                                temperature=0.3),
