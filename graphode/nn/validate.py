@@ -8,6 +8,7 @@ checks its graph once (one host synchronisation for the index range, none per ev
 """
 from __future__ import annotations
 
+import itertools
 from typing import Iterable, Optional
 
 import torch
@@ -20,7 +21,7 @@ __all__ = ["check_graph"]
 
 
 def _first_floating(module: Module) -> Optional[Tensor]:
-    for tensor in list(module.parameters()) + list(module.buffers()):
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
         if tensor.is_floating_point():
             return tensor
     return None
