@@ -1,5 +1,6 @@
-"""What the example scripts share: checking their flags before any work, one-line exits on a
-user's errors, the settings a resumed run must keep, and running in a process group.
+"""What the example scripts share: the flags they have in common, checking them before any
+work, one-line exits on a user's errors, the settings a resumed run must keep, figures, and
+running in a process group.
 
 Command-line concerns live here, beside the examples; :mod:`graphode.training` keeps the
 library parts (atomic checkpoints, random state, divergence checks)."""
@@ -37,7 +38,83 @@ except ImportError:  # the progress bar is a nicety
         def close(self):
             pass
 
-__all__ = ["OUTPUTS", "settings", "check_args", "exit_on_user_error", "run_example", "tqdm"]
+__all__ = ["OUTPUTS", "FLAGS", "add_flags", "settings", "check_args", "exit_on_user_error",
+           "figure", "epochs", "run_example", "tqdm"]
+
+# The flags several examples take, spelt once. An example adds the ones it uses with
+# ``add_flags`` and may give its own default or help.
+FLAGS = {
+    "root": dict(help="data root (else $GRAPHODE_DATA, else datasets/ in a source checkout or "
+                         "~/.cache/graphode once installed, else download)"),
+    "method": dict(help="solver, e.g. rk4 or dopri5"),
+    "gradient": dict(choices=["adjoint", "autograd", "checkpoint"],
+                     help="how gradients flow through the solve"),
+    "rtol": dict(type=float, default=1e-3, help="relative tolerance of adaptive solvers"),
+    "atol": dict(type=float, default=1e-4, help="absolute tolerance of adaptive solvers"),
+    "step_size": dict(type=float, help="fixed step size"),
+    "t_end": dict(type=float, help="integration time of the GDE block"),
+    "hidden": dict(type=int, help="hidden channels"),
+    "dropout": dict(type=float),
+    "lr": dict(type=float, help="learning rate (Adam)"),
+    "weight_decay": dict(type=float),
+    "epochs": dict(type=int),
+    "patience": dict(type=int, help="stop after this many epochs without a better validation score"),
+    "batch_size": dict(type=int),
+    "seeds": dict(type=int, default=1, help="number of seeds (0, 1, ...)"),
+    "distributed": dict(action="store_true",
+                        help="DistributedDataParallel under torchrun (gloo on CPU, NCCL on GPU): "
+                             "each process trains on its share; only rank 0 prints and writes"),
+    "device": dict(default="cpu"),
+    "json": dict(help="write a summary JSON here"),
+    "checkpoint": dict(help="save the training state here after every epoch (atomically: a "
+                            "killed run leaves the last one whole)"),
+    "resume": dict(action="store_true",
+                   help="continue from --checkpoint; ends exactly as an uninterrupted run"),
+}
+
+
+def add_flags(parser, *names: str, **defaults: Any) -> None:
+    """Add the shared flags ``names`` (keys of :data:`FLAGS`) to ``parser``; a keyword gives
+    a flag this example's default, or, as a dict, any of its ``add_argument`` settings."""
+    for name in names:
+        spec = dict(FLAGS[name])
+        own = defaults.get(name)
+        if isinstance(own, dict):
+            spec.update(own)
+        elif name in defaults:
+            spec["default"] = own
+        parser.add_argument("--" + name.replace("_", "-"), **spec)
+
+
+@contextmanager
+def figure(path: str, rows: int = 1, cols: int = 1, **kwargs) -> Iterator[Any]:
+    """Yield the axes of a new figure (``check_args`` has made sure matplotlib is there) and
+    save it to ``path`` afterwards."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(rows, cols, **kwargs)
+    yield axes
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def epochs(progress: Dict[str, Any], total: int, patience: int, desc: str,
+           show: bool = True) -> Iterator[Any]:
+    """Early stopping: yield a progress bar once per epoch, counting ``progress["epoch"]`` up
+    from where it stands (a resumed run goes on from its checkpoint), while fewer than
+    ``total`` epochs have run and the best one (``progress["best"]["epoch"]``) is fewer than
+    ``patience`` epochs back."""
+    bar = tqdm(total=total, initial=progress["epoch"], desc=desc, leave=False, disable=not show)
+    try:
+        while progress["epoch"] < total and progress["epoch"] - progress["best"]["epoch"] < patience:
+            progress["epoch"] += 1
+            yield bar
+            bar.update(1)
+    finally:
+        bar.close()
+
 
 # Flags that do not change a result: a resumed run may change them.
 OUTPUTS = ("json", "plot", "checkpoint", "resume", "device", "distributed")
@@ -70,6 +147,8 @@ def check_args(parser, args) -> None:
         value = getattr(args, flag, None)
         if isinstance(value, int) and not isinstance(value, bool) and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+    if getattr(args, "resume", False) and not args.checkpoint:
+        parser.error("--resume continues from a checkpoint: give its path with --checkpoint PATH")
     for flag in ("json", "plot", "checkpoint"):
         path = getattr(args, flag, None)
         if path and not (flag == "checkpoint" and getattr(args, "resume", False)):

@@ -25,7 +25,7 @@ from graphode.data import load_tu, stratified_folds
 from graphode.models import GIN, GDEClassifier, GINGDEClassifier
 from graphode.nn import SolverStatsRecorder
 
-from _common import check_args, exit_on_user_error, tqdm
+from _common import add_flags, check_args, exit_on_user_error, figure, tqdm
 
 MODELS = {"gin": GIN, "gde": GDEClassifier, "gde-gin": GINGDEClassifier}
 
@@ -33,24 +33,17 @@ MODELS = {"gin": GIN, "gde": GDEClassifier, "gde-gin": GINGDEClassifier}
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="MUTAG")
-    p.add_argument("--root", help="data root (else $GRAPHODE_DATA, else datasets/)")
+    add_flags(p, "root")
     p.add_argument("--model", default="gde-gin", choices=sorted(MODELS))
-    p.add_argument("--method", default="dopri5")
-    p.add_argument("--gradient", default="autograd", choices=["autograd", "adjoint", "checkpoint"])
+    add_flags(p, "method", "gradient", method="dopri5", gradient="autograd")
     p.add_argument("--per-graph-steps", action="store_true",
                    help="one adaptive step size per graph of a batch")
-    p.add_argument("--rtol", type=float, default=1e-3)
-    p.add_argument("--atol", type=float, default=1e-4)
-    p.add_argument("--t-end", type=float, default=1.0)
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--lr", type=float, default=0.01)
+    add_flags(p, "rtol", "atol", "t_end", "hidden", "dropout", "lr", t_end=1.0, hidden=64,
+              dropout=0.5, lr=0.01)
     p.add_argument("--folds", type=int, default=10)
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seeds", type=int, default=1, help="repeat the cross-validation")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", help="write a summary JSON here")
+    add_flags(p, "epochs", "batch_size", epochs=100, batch_size=32)
+    add_flags(p, "seeds", seeds=dict(help="repeat the cross-validation"))
+    add_flags(p, "device", "json")
     p.add_argument("--plot", help="write fold-average test accuracy per epoch (PNG) here")
     args = p.parse_args(argv)
     check_args(p, args)
@@ -135,19 +128,10 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)
     if args.plot:
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-            plt.figure(figsize=(6, 4))
-            plt.plot(range(1, len(mean) + 1), mean.numpy())
-            plt.xlabel("epoch")
-            plt.ylabel("fold-average test accuracy")
-            plt.title(f"{args.model} on {dataset.name}")
-            plt.tight_layout()
-            plt.savefig(args.plot, dpi=120)
-        except ImportError:
-            print("--plot needs matplotlib: pip install -e '.[plot]'")
+        with figure(args.plot, figsize=(6, 4)) as ax:
+            ax.plot(range(1, len(mean) + 1), mean.numpy())
+            ax.set(xlabel="epoch", ylabel="fold-average test accuracy",
+                   title=f"{args.model} on {dataset.name}")
     return summary
 
 

@@ -34,9 +34,9 @@ from graphode.data import (
 from graphode.metrics import forecast_metrics, masked_huber, masked_mae, masked_mse
 from graphode.models import ChangeForecaster
 from graphode.nn import GDEGRU, HistoricalAverage, RecurrentForecaster, SolverStatsRecorder
-from graphode.training import check_loss, rng_state, run_seeds, set_rng_state
+from graphode.training import check_loss, restore_training_state, run_seeds, training_state
 
-from _common import check_args, run_example, settings, tqdm
+from _common import add_flags, check_args, epochs, figure, run_example, settings
 
 MODELS = ("ha", "gru", "gcgru", "gde-gru")
 LOSSES = {"mae": masked_mae, "mse": masked_mse, "huber": masked_huber}
@@ -46,7 +46,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="Los-loop", help="Los-loop, METR-LA, PEMS-BAY, PEMS04, "
                    "PEMS08, SZ-taxi, chickenpox, ...")
-    p.add_argument("--root", help="data root (else $GRAPHODE_DATA, else datasets/)")
+    add_flags(p, "root")
     p.add_argument("--model", default="gde-gru", choices=MODELS)
     p.add_argument("--history", type=int, default=12, help="input steps")
     p.add_argument("--horizon", type=int, default=12, help="forecast steps")
@@ -56,32 +56,20 @@ def parse_args(argv=None):
                    help="give the models the time of day (sine and cosine of the daily phase) "
                         "as two more input channels")
     p.add_argument("--split", default="0.7,0.1,0.2", help="train,val,test fractions (in time)")
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--method", default="midpoint", help="solver of the GDE-GRU flow")
-    p.add_argument("--step-size", type=float, default=1.0,
-                   help="GDE-GRU solver step, in sampling intervals (0 = adaptive)")
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    add_flags(p, "hidden", "method", "step_size", hidden=64,
+              method=dict(default="midpoint", help="solver of the GDE-GRU flow"),
+              step_size=dict(default=1.0, help="GDE-GRU solver step, in sampling intervals "
+                                               "(0 = adaptive)"))
+    add_flags(p, "lr", "weight_decay", lr=3e-3, weight_decay=0.0)
     p.add_argument("--loss", default="mae", choices=LOSSES,
                    help="training loss over the observed targets")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--patience", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--distributed", action="store_true",
-                   help="DistributedDataParallel under torchrun: each process trains on its "
-                        "share of the training windows; only rank 0 prints and writes")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", help="write the test metrics here")
+    add_flags(p, "epochs", "patience", "batch_size", "seeds", "distributed", "device", "json",
+              epochs=20, patience=5, batch_size=32,
+              json=dict(help="write the test metrics here"))
     p.add_argument("--plot", help="write predicted against true speed for a few sensors (PNG)")
-    p.add_argument("--checkpoint", help="save the training state here after every epoch "
-                                        "(atomically: a killed run leaves the last one whole)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from --checkpoint; ends exactly as an uninterrupted run")
+    add_flags(p, "checkpoint", "resume")
     args = p.parse_args(argv)
     check_args(p, args)
-    if args.resume and not args.checkpoint:
-        p.error("--resume continues from a checkpoint: give its path with --checkpoint PATH")
     return args
 
 
@@ -168,21 +156,16 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
     train = splits["train"]
     if ctx.distributed:  # the same number of batches on every rank
         train = train.subset(ctx.shard(torch.arange(len(train)), equal=True))
-    best = dict(val=float("inf"), epoch=0, state=copy.deepcopy(model.state_dict()))
-    epoch, nfe, elapsed = 0, [], 0.0
+    progress = dict(best=dict(val=float("inf"), epoch=0, state=copy.deepcopy(model.state_dict())),
+                    epoch=0, nfe=[], elapsed=0.0)
     if params:
         opt = torch.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
         gen = torch.Generator().manual_seed(seed)
         if saved is not None:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            set_rng_state(saved["rng"])
-            gen.set_state(saved["shuffle"])
-            best, epoch, nfe, elapsed = saved["best"], saved["epoch"], saved["nfe"], saved["elapsed"]
-        bar = tqdm(total=args.epochs, initial=epoch, desc=f"{args.model} seed {seed}",
-                   leave=False, disable=not ctx.main)
-        while epoch < args.epochs and epoch - best["epoch"] < args.patience:
-            epoch += 1
+            progress = restore_training_state(saved, model, opt)
+            gen.set_state(progress.pop("shuffle"))
+        for bar in epochs(progress, args.epochs, args.patience, f"{args.model} seed {seed}",
+                          ctx.main):
             start = time.perf_counter()
             model.train()
             for x, y, mask in train.batches(args.batch_size, shuffle=True, generator=gen):
@@ -191,23 +174,21 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
                     pred = forecast(net, series, times, query, x.to(device), mask.to(device),
                                     scaler)
                 loss = LOSSES[args.loss](pred, y.to(device))
-                check_loss(loss.item(), epoch)  # before the step: the parameters stay good
+                check_loss(loss.item(), progress["epoch"])  # before the step: parameters stay good
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 5.0)
                 opt.step()
                 if recorded.calls:
-                    nfe.append(recorded.stats.nfe)
+                    progress["nfe"].append(recorded.stats.nfe)
             val = float(LOSSES[args.loss](evaluate("val"), splits["val"].y))
-            elapsed += time.perf_counter() - start
-            bar.update()
+            progress["elapsed"] += time.perf_counter() - start
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
-            if val < best["val"]:
-                best = dict(val=val, epoch=epoch, state=copy.deepcopy(model.state_dict()))
+            if val < progress["best"]["val"]:
+                progress["best"] = dict(val=val, epoch=progress["epoch"],
+                                        state=copy.deepcopy(model.state_dict()))
             if save is not None:
-                save(dict(model=model.state_dict(), optimizer=opt.state_dict(), rng=rng_state(),
-                          shuffle=gen.get_state(), best=best, epoch=epoch, nfe=nfe,
-                          elapsed=elapsed))
-        bar.close()
+                save(training_state(model, opt, shuffle=gen.get_state(), **progress))
+    best, epoch, nfe, elapsed = (progress[k] for k in ("best", "epoch", "nfe", "elapsed"))
     seconds = elapsed / max(epoch, 1)
     model.load_state_dict(best["state"])
     pred = evaluate("test")
@@ -219,23 +200,14 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
 
 
 def plot(path, pred, target, title, step=3, sensors=(0, 1, 2)):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("--plot needs matplotlib: pip install -e '.[plot]'")
-        return
-    fig, axes = plt.subplots(len(sensors), 1, figsize=(10, 2.5 * len(sensors)), sharex=True)
-    for ax, s in zip(axes, sensors):
-        ax.plot(target[:, step - 1, s].numpy(), label="true", lw=1)
-        ax.plot(pred[:, step - 1, s].numpy(), label=f"predicted ({step} steps ahead)", lw=1)
-        ax.set_ylabel(f"sensor {s}")
-    axes[0].set_title(title)
-    axes[0].legend(fontsize="small")
-    axes[-1].set_xlabel("test window")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with figure(path, len(sensors), 1, figsize=(10, 2.5 * len(sensors)), sharex=True) as axes:
+        for ax, s in zip(axes, sensors):
+            ax.plot(target[:, step - 1, s].numpy(), label="true", lw=1)
+            ax.plot(pred[:, step - 1, s].numpy(), label=f"predicted ({step} steps ahead)", lw=1)
+            ax.set_ylabel(f"sensor {s}")
+        axes[0].set_title(title)
+        axes[0].legend(fontsize="small")
+        axes[-1].set_xlabel("test window")
 
 
 def main(argv=None):

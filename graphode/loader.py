@@ -19,7 +19,7 @@ from torch_geometric.loader import NeighborLoader
 from torch_geometric.sampler import NeighborSampler, SamplerOutput
 from torch_geometric.sampler.base import SubgraphType
 
-__all__ = ["TorchNeighborSampler", "neighbor_loader", "native_sampling"]
+__all__ = ["TorchNeighborSampler", "neighbor_loader", "native_sampling", "seed_accuracy"]
 
 
 def native_sampling() -> bool:
@@ -110,3 +110,18 @@ def neighbor_loader(data, num_neighbors: List[int], batch_size: int, input_nodes
         kwargs["neighbor_sampler"] = TorchNeighborSampler(data, num_neighbors, **options)
     return NeighborLoader(data, num_neighbors, input_nodes=input_nodes, batch_size=batch_size,
                           shuffle=shuffle, **kwargs)
+
+
+@torch.no_grad()
+def seed_accuracy(model: torch.nn.Module, loader: NeighborLoader) -> float:
+    """Node-classification accuracy of ``model`` over the seed nodes of ``loader``'s batches
+    (the first ``batch_size`` nodes of each sampled neighbourhood), on the model's device.
+    ``model(x, edge_index)`` returns per-node logits."""
+    device = next(model.parameters()).device
+    correct = total = 0
+    for batch in loader:
+        seeds = slice(0, batch.batch_size)
+        pred = model(batch.x.to(device), batch.edge_index.to(device))[seeds].argmax(-1)
+        correct += int((pred == batch.y[seeds].to(device)).sum())
+        total += batch.batch_size
+    return correct / max(total, 1)

@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
 import torch
 
-__all__ = ["save_atomic", "load_checkpoint", "rng_state", "set_rng_state", "TrainingDiverged",
+__all__ = ["save_atomic", "load_checkpoint", "rng_state", "set_rng_state", "training_state",
+           "restore_training_state", "TrainingDiverged",
            "check_loss", "CheckpointMismatch", "CheckpointError", "run_seeds"]
 
 
@@ -110,6 +111,29 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, /,
+                   **progress: Any) -> Dict[str, Any]:
+    """What a resumed run needs to go on exactly: the state dicts of ``model`` and
+    ``optimizer``, the random streams, and the loop's own ``progress`` (epoch, best score,
+    counters), under their own keys."""
+    reserved = {"model", "optimizer", "rng"} & set(progress)
+    if reserved:
+        raise ValueError(f"training_state keeps the model, optimizer and random state itself: "
+                         f"rename the progress entries {sorted(reserved)}")
+    return dict(model=model.state_dict(), optimizer=optimizer.state_dict(), rng=rng_state(),
+                **progress)
+
+
+def restore_training_state(saved: Mapping[str, Any], model: torch.nn.Module,
+                           optimizer: torch.optim.Optimizer) -> Dict[str, Any]:
+    """Load what :func:`training_state` saved into ``model`` and ``optimizer``, restore the
+    random streams, and return the progress entries."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    set_rng_state(saved["rng"])
+    return {k: v for k, v in saved.items() if k not in ("model", "optimizer", "rng")}
 
 
 def check_loss(loss: float, epoch: int, limit: float = 1e8) -> None:

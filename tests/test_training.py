@@ -70,3 +70,23 @@ def test_run_seeds_resumes_from_the_interrupted_seed(tmp_path):
     runs = run_seeds(range(3), one, checkpoint=path, resume=True, config={"a": 1})
     assert runs == [{"seed": 0}, {"seed": 1}, {"seed": 2}]
     assert calls[2] == (1, {"epoch": 1})  # seed 1 continued from its saved state
+
+
+def test_training_state_round_trips_model_optimizer_random_streams_and_progress():
+    from graphode.training import restore_training_state, training_state
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    saved = training_state(model, opt, epoch=3, best=dict(val=0.5))
+    draw = torch.rand(2)
+    fresh = torch.nn.Linear(3, 2)
+    fresh_opt = torch.optim.Adam(fresh.parameters(), lr=0.1)
+    progress = restore_training_state(saved, fresh, fresh_opt)
+    assert progress == dict(epoch=3, best=dict(val=0.5))
+    assert torch.equal(torch.rand(2), draw)  # the random streams continue where they were
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters()))
+    assert fresh_opt.state_dict()["state"][0]["step"] == 1
+    with pytest.raises(ValueError, match="rename the progress entries"):
+        training_state(model, opt, model=1)

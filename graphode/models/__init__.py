@@ -1,6 +1,6 @@
 """Ready models built from graphode's GDE blocks, as the examples train them.
 
-Node classification: :class:`GCDE` (Poli et al.), :class:`CGNN` (a CGNN-style diffusion with a
+Node classification: :class:`GCN` (the discrete baseline), :class:`GCDE` (Poli et al.), :class:`CGNN` (a CGNN-style diffusion with a
 source) and :class:`GDECR` (GRAND-style random propagation with :func:`consistency_loss`).
 Graph classification: :class:`GIN` and the GDE classifiers :class:`GDEClassifier` and
 :class:`GINGDEClassifier`, all with the GIN paper's every-layer :class:`Readout`.
@@ -11,8 +11,9 @@ from .cgnn import CGNN
 from .consistency import consistency_loss
 from .forecast import ChangeForecaster, last_observed
 from .gcde import GCDE
+from .gcn import GCN
 from .gde_cr import GDECR
 from .gin import GIN, GDEClassifier, GINGDEClassifier, Readout, gin_mlp
 
-__all__ = ["GCDE", "CGNN", "GDECR", "consistency_loss", "GIN", "GDEClassifier",
+__all__ = ["GCN", "GCDE", "CGNN", "GDECR", "consistency_loss", "GIN", "GDEClassifier",
            "GINGDEClassifier", "Readout", "gin_mlp", "ChangeForecaster", "last_observed"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from graphode.models import GCDE, GCN, GDECR
 from graphode.nn import SolverStatsRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +62,7 @@ def test_gcde_encoder_init_draws_uniform_in_one_over_sqrt_hidden(encoder):
 
     def encoder_params(init):
         torch.manual_seed(0)
-        model = nc.GCDE(1433, 64, 7, dropout=0.5, field_dropout=0.9, solver=solver,
+        model = GCDE(1433, 64, 7, dropout=0.5, field_dropout=0.9, solver=solver,
                         encoder=encoder, decoder="gcn", encoder_init=init)
         weight = model.encoder.lin.weight if encoder == "gcn" else model.encoder.weight
         return weight.detach(), model.encoder.bias.detach(), model
@@ -83,7 +84,7 @@ def test_gcde_encoder_init_draws_uniform_in_one_over_sqrt_hidden(encoder):
 def test_gcde_input_dropout_acts_on_the_features_and_dropout_after_the_block():
     solver = dict(t_span=(0.0, 1.0), method="rk4", step_size=1.0)
     torch.manual_seed(0)
-    model = nc.GCDE(500, 16, 3, dropout=0.5, field_dropout=0.0, solver=solver, encoder="linear",
+    model = GCDE(500, 16, 3, dropout=0.5, field_dropout=0.0, solver=solver, encoder="linear",
                     decoder="linear", input_dropout=0.8).train()
     seen = {}
     model.encoder.register_forward_hook(lambda m, inp, out: seen.update(encoder=inp[0]))
@@ -95,7 +96,7 @@ def test_gcde_input_dropout_acts_on_the_features_and_dropout_after_the_block():
     assert torch.allclose(seen["encoder"][kept], torch.full_like(seen["encoder"][kept], 5.0))
     assert (seen["decoder"] == 0).float().mean().item() == pytest.approx(0.5, abs=0.02)
     # Without input_dropout, one rate acts in both places, as before the flag existed.
-    assert nc.GCDE(500, 16, 3, dropout=0.3, field_dropout=0.0, solver=solver, encoder="linear",
+    assert GCDE(500, 16, 3, dropout=0.3, field_dropout=0.0, solver=solver, encoder="linear",
                    decoder="linear").input_dropout == 0.3
     assert nc.parse_args(["--model", "gcde"]).input_dropout == 0.8
     assert nc.parse_args(["--model", "gcde", "--input-dropout", "0.4"]).input_dropout == 0.4
@@ -124,7 +125,7 @@ def test_gde_cr_draws_passes_in_one_solve_and_regularises_them():
     args = nc.parse_args(["--dataset", "synthetic", "--model", "gde-cr"])
     data, _ = nc.load(args)
     solver = dict(t_span=(0.0, 2.0), method="rk4", step_size=1.0, gradient="autograd")
-    model = nc.GDECR(data.num_features, 8, 4, dropout=0.0, hidden_dropout=0.0, dropnode=0.5,
+    model = GDECR(data.num_features, 8, 4, dropout=0.0, hidden_dropout=0.0, dropnode=0.5,
                      samples=3, consistency=1.0, temperature=0.5, solver=solver, alpha=0.1)
     out = model(data.x, data.edge_index)
     assert out.shape == (3, data.num_nodes, 4) and model.gde.stats.nfe == 8
@@ -163,7 +164,7 @@ def test_gcde_trains_on_several_dropout_passes_with_the_consistency_loss():
                           "--consistency", "1.0", "--epochs", "5"])
     data, _ = nc.load(args)
     solver = dict(t_span=(0.0, 1.0), method="rk4", step_size=1.0, gradient="autograd")
-    model = nc.GCDE(data.num_features, 8, 4, dropout=0.5, field_dropout=0.5, solver=solver,
+    model = GCDE(data.num_features, 8, 4, dropout=0.5, field_dropout=0.5, solver=solver,
                     encoder="gcn", decoder="gcn", samples=3, consistency=1.0)
     with SolverStatsRecorder(model) as recorded:
         out = model(data.x, data.edge_index)
@@ -206,7 +207,7 @@ def test_label_smoothing_spreads_that_share_of_the_target_over_all_classes():
     data, _ = nc.load(args)
     classes = int(data.y.max()) + 1
     torch.manual_seed(0)
-    model = nc.GCN(data.num_features, 8, classes, dropout=0.0)
+    model = GCN(data.num_features, 8, classes, dropout=0.0)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     ctx = nc.distributed.Context(device=torch.device("cpu"))
     index = data.train_mask.nonzero().view(-1)

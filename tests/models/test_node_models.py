@@ -7,6 +7,7 @@ from graphode.data import contextual_sbm
 from graphode.models import (
     CGNN,
     GCDE,
+    GCN,
     GDECR,
     GIN,
     GDEClassifier,
@@ -92,3 +93,16 @@ def test_graph_classifiers_give_one_score_row_per_graph(make):
     assert out.shape == (3, 2)
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_gcn_is_the_two_layer_baseline_and_drops_out_only_in_training(data):
+    torch.manual_seed(0)
+    model = GCN(8, 16, 3, dropout=0.5)
+    out = model(data.x, data.edge_index)
+    assert out.shape == (120, 3)
+    assert not torch.allclose(out, model(data.x, data.edge_index))  # dropout draws anew
+    model.eval()
+    a, b = model(data.x, data.edge_index), model(data.x, data.edge_index)
+    assert torch.equal(a, b)
+    hidden = torch.relu(model.conv1(data.x, data.edge_index))
+    assert torch.allclose(a, model.conv2(hidden, data.edge_index))
