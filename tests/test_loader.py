@@ -132,3 +132,43 @@ def test_minibatch_memory_follows_the_batch_not_the_graph():
     assert small_peak < 0.25 * full
     for losses in (small_losses, large_losses):
         assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def test_seed_accuracy_counts_only_the_seed_nodes_of_each_batch():
+    data = large_contextual_sbm(300, num_classes=3, num_features=8, train_per_class=10,
+                                num_val=50, num_test=50, seed=0)
+
+    class Oracle(nn.Module):  # right on every node it is shown
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, edge_index):
+            return F.one_hot(data.y[self.n_id], 3).float()
+
+    from graphode.loader import seed_accuracy
+    loader = neighbor_loader(data, [5], 16, input_nodes=data.test_mask)
+    # A model that is right on every node scores 1; one that is right only off the seeds, 0.
+    wrapped = _Tracking(Oracle(), loader)
+    assert seed_accuracy(wrapped, wrapped) == 1.0
+    wrapped.flip_seeds = True
+    assert seed_accuracy(wrapped, wrapped) == 0.0
+
+
+class _Tracking(nn.Module):
+    """Iterates the loader and hands the inner model each batch's global node ids."""
+
+    def __init__(self, model, loader):
+        super().__init__()
+        self.model, self.loader, self.flip_seeds = model, loader, False
+
+    def __iter__(self):
+        for batch in self.loader:
+            self.model.n_id, self.batch_size = batch.n_id, batch.batch_size
+            yield batch
+
+    def forward(self, x, edge_index):
+        out = self.model(x, edge_index)
+        if self.flip_seeds:
+            out[:self.batch_size] = out[:self.batch_size].roll(1, -1)
+        return out
