@@ -18,10 +18,11 @@ from .gradients import (
     checkpoint_solve,
     resolve_params,
 )
+from .solvers.base import Solver, resolve_method
 from .solvers.compiled import compile_options, integrate_compiled
 from .solvers.integrate import IntegrationConfig, SolveError, SolverStats, integrate, to_device
 from .solvers.per_graph import integrate_per_graph
-from .solvers.tableaux import get_tableau
+from .solvers.tableaux import ButcherTableau
 
 __all__ = ["Solution", "solve"]
 
@@ -224,6 +225,18 @@ def _dispatch(func: Callable, y0: Tensor, t: Tensor, times: List[float], config:
     wants_t_grad = torch.is_grad_enabled() and t.requires_grad
     needs_graph = torch.is_grad_enabled() and (
         y0.requires_grad or wants_t_grad or any(p.requires_grad for p in params))
+    if config.solver is not None and not getattr(config.solver, "differentiable", True) \
+            and torch.is_grad_enabled():
+        wants = ["y0"] if y0.requires_grad else []
+        wants += ["t"] if wants_t_grad else []
+        if isinstance(param_source, torch.nn.Module):
+            wants += [f"parameter {n!r}" for n, p in param_source.named_parameters()
+                      if p.requires_grad][:3]
+        if wants:
+            raise ValueError(
+                f"method={config.solver.name!r} computes no gradients, but {', '.join(wants)} "
+                f"require one: run the solve under torch.no_grad() (or detach them), or use a "
+                f"differentiable method")
     audit = None
     if gradient != "autograd" and needs_graph:
         audit = FieldAudit(gradient, params, forbid_random=gradient == "adjoint")
@@ -244,8 +257,28 @@ def _dispatch(func: Callable, y0: Tensor, t: Tensor, times: List[float], config:
     return adjoint_solve(problem, y0, t if wants_t_grad else None, params), stats
 
 
+def _check_gradient_support(solver: Optional[Solver], gradient: str, per_graph: Any,
+                            compile: Any, name: str = "method") -> None:
+    """Refuse, before any work, what a solver object cannot do."""
+    if solver is None:
+        return
+    if gradient in GRADIENT_MODES and gradient not in solver.gradients:
+        raise ValueError(
+            f"{name}={solver.name!r} supports gradient={' or '.join(map(repr, solver.gradients))}, "
+            f"got {gradient!r}" + (
+                ": checkpointing replays recorded Runge-Kutta steps one at a time; use "
+                "gradient='adjoint' or 'autograd', or a Runge-Kutta method"
+                if gradient == "checkpoint" else ""))
+    if per_graph is not None:
+        raise ValueError(f"per_graph step control needs an explicit Runge-Kutta method (dopri5, "
+                         f"tsit5, bosh3), got {name}={solver.name!r}")
+    if compile:
+        raise ValueError(f"compile needs an explicit Runge-Kutta method on a fixed grid, got "
+                         f"{name}={solver.name!r}")
+
+
 def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
-          method: str = "dopri5", rtol: float = 1e-7, atol: float = 1e-9,
+          method: Union[str, ButcherTableau, Solver] = "dopri5", rtol: float = 1e-7, atol: float = 1e-9,
           step_size: Optional[float] = None, grid: Optional[Times] = None,
           first_step: Optional[float] = None, max_steps: int = 10_000,
           min_step: float = 0.0, max_step: float = math.inf,
@@ -327,12 +360,14 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
     """
     y0 = _check_state(y0)
     ts, times = _check_times(t, y0)
-    tableau = get_tableau(method)
+    tableau, solver = resolve_method(method)
+    _check_gradient_support(solver, gradient, per_graph, compile)
     rtol, atol = _check_tolerances(rtol, atol)
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
     config = IntegrationConfig(
-        tableau=tableau, rtol=rtol, atol=atol, adaptive=tableau.adaptive,
+        tableau=tableau, rtol=rtol, atol=atol,
+        adaptive=solver.adaptive if solver is not None else tableau.adaptive, solver=solver,
         step_size=_check_positive("step_size", step_size), grid=_check_grid(grid, times),
         first_step=_check_positive("first_step", first_step), max_steps=max_steps,
         safety=safety, ifactor=ifactor, dfactor=dfactor, min_step=float(min_step),
@@ -343,13 +378,18 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
     config.output_mode()
     adjoint_config = None
     if gradient == "adjoint":
-        back = get_tableau(adjoint_method) if adjoint_method is not None else tableau
+        back, back_solver = (resolve_method(adjoint_method) if adjoint_method is not None
+                             else (tableau, solver))
+        _check_gradient_support(back_solver, gradient, None, False, "adjoint_method")
         b_rtol, b_atol = _check_tolerances(rtol if adjoint_rtol is None else adjoint_rtol,
                                            atol if adjoint_atol is None else adjoint_atol)
+        same = back is tableau and back_solver is solver
         adjoint_config = replace(
-            config, tableau=back, adaptive=back.adaptive, rtol=b_rtol, atol=b_atol, norm=None,
+            config, tableau=back, solver=back_solver,
+            adaptive=back_solver.adaptive if back_solver is not None else back.adaptive,
+            rtol=b_rtol, atol=b_atol, norm=None,
             step_size=_check_positive("adjoint_step_size", adjoint_step_size)
-            if adjoint_step_size is not None else (config.step_size if back is tableau else None),
+            if adjoint_step_size is not None else (config.step_size if same else None),
             step_t=(), jump_t=(), first_step=None)
     compile_with = compile_options(compile)
     if compile_with is not None:

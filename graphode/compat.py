@@ -33,8 +33,8 @@ from .api import (
     _run,
 )
 from .gradients import resolve_params
+from .solvers.base import resolve_method
 from .solvers.integrate import Callbacks, IntegrationConfig
-from .solvers.tableaux import FIXED_GRID_METHODS, get_tableau
 
 __all__ = ["odeint", "odeint_adjoint"]
 
@@ -90,7 +90,7 @@ def _unflatten(ys: Tensor, shapes: Optional[_Shapes]) -> State:
     return ys if shapes is None else shapes.split(ys)
 
 
-def _callbacks(func: Any, method: str, shapes: Optional[_Shapes], suffix: str = ""
+def _callbacks(func: Any, fixed: bool, shapes: Optional[_Shapes], suffix: str = ""
                ) -> Optional[Callbacks]:
     """The field's torchdiffeq callbacks (``suffix="_adjoint"``: the backward solve's)."""
     found = {name: getattr(func, name + suffix) for name in _CALLBACKS
@@ -101,8 +101,8 @@ def _callbacks(func: Any, method: str, shapes: Optional[_Shapes], suffix: str = 
         if stray:
             warnings.warn(f"func defines {stray}, which no solver calls; the callbacks are "
                           f"{', '.join(_CALLBACKS)} and their '_adjoint' variants", stacklevel=3)
-        if method in FIXED_GRID_METHODS and set(found) - _FIXED_CALLBACKS:
-            warnings.warn(f"Solver {method!r} does not support callbacks "
+        if fixed and set(found) - _FIXED_CALLBACKS:
+            warnings.warn(f"A fixed-grid solver does not support callbacks "
                           f"{set(found) - _FIXED_CALLBACKS}", stacklevel=3)
     if not found:
         return None
@@ -116,16 +116,20 @@ def _config(method: Optional[str], rtol: Any, atol: Any, options: Optional[Dict[
             shapes: Optional[_Shapes]) -> IntegrationConfig:
     """The integration settings of one torchdiffeq call; unknown options warn."""
     method = "dopri5" if method is None else method
-    tableau = get_tableau(method)
+    tableau, solver = resolve_method(method)
     options = dict(options or {})
-    fixed = method in FIXED_GRID_METHODS
-    valid = _FIXED_OPTIONS if fixed else _ADAPTIVE_OPTIONS
+    fixed = not (solver.adaptive if solver is not None else tableau.adaptive)
+    valid = (_FIXED_OPTIONS if fixed else _ADAPTIVE_OPTIONS) | (
+        solver.options if solver is not None else frozenset())
     unexpected = {k: v for k, v in options.items() if k not in valid}
     if unexpected:
         warnings.warn(f"{method}: Unexpected arguments {unexpected}; they are ignored, as "
                       f"torchdiffeq ignores them (valid options: {', '.join(sorted(valid))})",
                       stacklevel=3)
         options = {k: v for k, v in options.items() if k in valid}
+    if solver is not None:
+        solver = solver.configure(**{k: options.pop(k) for k in list(options)
+                                     if k in solver.options})
     rtol, atol = _check_tolerances(rtol, atol)
     grid = None
     if options.get("grid_constructor") is not None and func is not None:
@@ -142,7 +146,7 @@ def _config(method: Optional[str], rtol: Any, atol: Any, options: Optional[Dict[
     as_floats = lambda v: tuple(  # noqa: E731
         (v.detach().to("cpu", torch.float64).tolist() if isinstance(v, Tensor) else v) or ())
     config = IntegrationConfig(
-        tableau=tableau, rtol=rtol, atol=atol, adaptive=tableau.adaptive,
+        tableau=tableau, rtol=rtol, atol=atol, adaptive=not fixed, solver=solver,
         step_size=_check_positive("step_size", options.get("step_size")), grid=grid,
         first_step=_check_positive("first_step", options.get("first_step")),
         max_steps=max_num_steps, min_step=float(options.get("min_step", 0.0)),
@@ -152,7 +156,7 @@ def _config(method: Optional[str], rtol: Any, atol: Any, options: Optional[Dict[
         step_t=tuple(float(s) for s in as_floats(options.get("step_t"))),
         jump_t=tuple(float(s) for s in as_floats(options.get("jump_t"))),
         perturb=bool(options.get("perturb", False)), interp=options.get("interp", "linear"),
-        callbacks=_callbacks(func, method, shapes))
+        callbacks=_callbacks(func, fixed, shapes))
     config.controller()
     config.output_mode()
     return config
@@ -239,7 +243,7 @@ def odeint_adjoint(func: Callable, y0: State, t: Tensor, *, rtol: float = 1e-7,
     back = _config(back_method, rtol if adjoint_rtol is None else adjoint_rtol,
                    atol if adjoint_atol is None else adjoint_atol, adjoint_options, values,
                    None, y0, t, None)
-    back.callbacks = _callbacks(func, back_method, shapes, suffix="_adjoint")
+    back.callbacks = _callbacks(func, not back.adaptive, shapes, suffix="_adjoint")
     adjoint_norm, seminorm = _adjoint_norm(config.norm, norm_option, shapes)
     ys, _ = _run(field, flat, ts, values, config, "adjoint", adjoint_params, back, seminorm, func,
                  adjoint_norm=adjoint_norm)

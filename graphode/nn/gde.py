@@ -7,11 +7,11 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
-from ..api import _check_positive, _check_tolerances, solve
+from ..api import _check_gradient_support, _check_positive, _check_tolerances, solve
 from ..gradients import GRADIENT_MODES
+from ..solvers.base import Solver, resolve_method
 from ..solvers.compiled import compile_options
 from ..solvers.integrate import SolverStats
-from ..solvers.tableaux import get_tableau
 from .field import GraphVectorField, channels_of
 from .sparse import to_edge_index
 from .validate import check_graph
@@ -72,7 +72,8 @@ class GDEConv(Module):
             layers and activations, or any module with ``forward(x, edge_index, edge_weight)``
             (layers whose ``forward`` takes ``t`` receive the time: time-dependent fields).
         t_span: integration interval ``(t0, t1)``.
-        method: solver (``"dopri5"``, ``"tsit5"``, ``"bosh3"``, ``"rk4"``, ``"euler"``, ...).
+        method: solver (``"dopri5"``, ``"tsit5"``, ``"bosh3"``, ``"rk4"``, ``"euler"``, ...,
+            ``"auto"`` for fields that may be stiff), a tableau or a solver object.
         rtol, atol: tolerances of adaptive methods.
         step_size: fixed step size (fixed-step solve with any method).
         gradient: ``"adjoint"`` (memory flat in the number of steps), ``"autograd"`` or
@@ -127,7 +128,8 @@ class GDEConv(Module):
     """
 
     def __init__(self, field: Union[Module, Sequence[Module]],
-                 t_span: Tuple[float, float] = (0.0, 1.0), method: str = "dopri5",
+                 t_span: Tuple[float, float] = (0.0, 1.0),
+                 method: Union[str, Solver] = "dopri5",
                  rtol: float = 1e-3, atol: float = 1e-4, step_size: Optional[float] = None,
                  gradient: str = "adjoint", adjoint_seminorm: bool = True,
                  t_eval: Optional[Sequence[float]] = None, control: Optional[str] = None,
@@ -159,7 +161,9 @@ class GDEConv(Module):
         self.solver_kwargs = solver_kwargs
         self.per_graph_steps = per_graph_steps
         self.validate = validate
-        if per_graph_steps and (step_size is not None or not get_tableau(method).adaptive
+        tableau, solver = resolve_method(method)
+        adaptive = solver.adaptive if solver is not None else tableau.adaptive
+        if per_graph_steps and (step_size is not None or not adaptive or solver is not None
                                 or gradient != "autograd"):
             raise ValueError(
                 f"per_graph_steps=True needs an adaptive method (dopri5, tsit5, bosh3) without "
@@ -167,7 +171,7 @@ class GDEConv(Module):
                 f"step_size={step_size!r}, gradient={gradient!r}")
         self.stats = SolverStats()
         # Fail at construction, not mid-training, for settings solve() would reject.
-        get_tableau(method)
+        _check_gradient_support(solver, gradient, None, solver_kwargs.get("compile"))
         _check_tolerances(rtol, atol)
         _check_positive("step_size", step_size)
         if gradient not in GRADIENT_MODES:
@@ -175,7 +179,7 @@ class GDEConv(Module):
                              f"{', '.join(GRADIENT_MODES)}")
         if compile_options(solver_kwargs.get("compile")) is not None and (
                 gradient != "autograd" or per_graph_steps
-                or (step_size is None and get_tableau(method).adaptive)):
+                or (step_size is None and adaptive)):
             raise ValueError(
                 f"compile needs a fixed-step solve with gradient='autograd': pass "
                 f"step_size=... (or method='rk4' and similar) and gradient='autograd', got "

@@ -7,8 +7,8 @@ chooses how gradients flow and :mod:`graphode.nn` binds graphs into the vector f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -18,7 +18,10 @@ from .interpolation import hermite, linear, rk_dense
 from .rk import RungeKutta
 from .tableaux import ButcherTableau
 
-__all__ = ["SolverStats", "SolveError", "Callbacks", "IntegrationConfig", "Step", "integrate",
+if TYPE_CHECKING:
+    from .base import Solver
+
+__all__ = ["SolverStats", "SolveError", "Callbacks", "Event", "IntegrationConfig", "Step", "integrate",
            "replay_step", "fixed_grid", "grid_of", "check_finite_outputs"]
 
 Func = Callable[[Tensor, Tensor], Tensor]
@@ -34,6 +37,8 @@ class SolverStats:
         nfe_backward: function evaluations during the backward pass (adjoint solve or
             checkpoint recomputation; 0 for plain autograd, which replays the stored graph).
         n_accepted_backward, n_rejected_backward: steps of the adjoint solve.
+        switches: ``(t, method)`` where a switching method (``method="auto"``) began each
+            stretch of the forward solve (the first entry is the start).
     """
 
     nfe: int = 0
@@ -42,6 +47,7 @@ class SolverStats:
     nfe_backward: int = 0
     n_accepted_backward: int = 0
     n_rejected_backward: int = 0
+    switches: List[Tuple[float, str]] = field(default_factory=list)
 
     @property
     def n_steps(self) -> int:
@@ -50,7 +56,8 @@ class SolverStats:
     def __add__(self, other: "SolverStats") -> "SolverStats":
         if not isinstance(other, SolverStats):
             return NotImplemented
-        return SolverStats(*(getattr(self, f) + getattr(other, f) for f in _STAT_FIELDS))
+        sums = {f: getattr(self, f) + getattr(other, f) for f in _STAT_FIELDS}
+        return SolverStats(**sums, switches=self.switches + other.switches)
 
     def __radd__(self, other: object) -> "SolverStats":
         # sum(stats_list) starts from 0
@@ -99,6 +106,54 @@ class Callbacks:
             callback(as_tensor(t0), y0, as_tensor(dt))
 
 
+class Event:
+    """Stops an adaptive solve where ``fn(t, y)`` first changes sign (any component).
+
+    After each accepted step the event is checked at the step's end; a crossing is located
+    by bisection on the step's interpolant to ``tol`` in time, and the solve returns the
+    interpolated state there as its last output. ``t`` holds the event time afterwards."""
+
+    def __init__(self, fn: Callable[[Tensor, Tensor], Tensor], tol: float):
+        self.fn, self.tol = fn, tol
+        self.sign0: Optional[Tensor] = None
+        self.t: Optional[float] = None
+
+    def value(self, t: Tensor, y: Tensor) -> Tensor:
+        """The events as one number, positive before any crossing (the smallest of each
+        component times its initial sign)."""
+        assert self.sign0 is not None
+        return (self.fn(t, y) * self.sign0).min()
+
+    def start(self, t: float, y: Tensor) -> None:
+        with torch.no_grad():
+            value = self.fn(_time_tensor(t, y), y)
+            if not isinstance(value, Tensor) or not value.is_floating_point():
+                raise TypeError("event_fn must return a floating-point tensor")
+            self.sign0 = torch.sign(value)
+            if bool((self.sign0 == 0).any()):
+                raise ValueError(f"event_fn is zero at the initial time t={t:g}: an event "
+                                 f"needs a non-zero value to start from")
+
+    def locate(self, t0: float, t1: float, interp: Callable[[float], Tensor], y1: Tensor
+               ) -> Optional[Tensor]:
+        """The state at the first crossing inside the step ``(t0, t1]``, or ``None``."""
+        h = t1 - t0
+        with torch.no_grad():
+            if self.value(_time_tensor(t1, y1), y1).item() > 0:
+                return None
+            lo, hi = 0.0, 1.0
+            while (hi - lo) * abs(h) > self.tol and t0 + 0.5 * (lo + hi) * h not in (
+                    t0 + lo * h, t0 + hi * h):
+                mid = 0.5 * (lo + hi)
+                if self.value(_time_tensor(t0 + mid * h, y1), interp(mid)).item() > 0:
+                    lo = mid
+                else:
+                    hi = mid
+        theta = 0.5 * (lo + hi)
+        self.t = t0 + theta * h
+        return interp(theta)
+
+
 @dataclass
 class IntegrationConfig:
     """Everything one integration needs besides the field and the initial state."""
@@ -125,6 +180,13 @@ class IntegrationConfig:
     interp: str = "auto"
     check_finite: bool = True
     callbacks: Optional[Callbacks] = None
+    solver: Optional["Solver"] = None
+    event: Optional[Event] = None
+
+    @property
+    def name(self) -> str:
+        """The method's name."""
+        return self.solver.name if self.solver is not None else self.tableau.name
 
     @property
     def fixed(self) -> bool:
@@ -247,6 +309,8 @@ def integrate(func: Func, y0: Tensor, times: Sequence[float], config: Integratio
     """
     if len(times) == 1:
         return [y0]
+    if config.solver is not None:
+        return config.solver.integrate(func, y0, times, config, stats, record)
     if not config.fixed:
         return _integrate_adaptive(func, y0, times, config, stats, record)
     return _integrate_fixed(func, y0, times, grid_of(times, config), config, stats, record)
@@ -454,6 +518,8 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
             raise _non_finite("at the initial state,", t, h, ys=[])
     h = controller.clip(h)
     ys = [y0]
+    if config.event is not None:
+        config.event.start(t, y)
     j, stop_index, attempts = 1, 0, 0
     after_jump = False
     while j < len(times):
@@ -508,6 +574,15 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
             ys.extend(_interpolate(mode, rk, y, y1, ks, k1, k_end, h, theta)
                       for _, theta in outputs)
             j += len(outputs)
+            if config.event is not None:
+                def interp(theta: float, _y: Tensor = y, _y1: Tensor = y1, _k1: Tensor = k1,
+                           _ks: List[Tensor] = ks, _ke: _EndDerivative = k_end,
+                           _h: float = h) -> Tensor:
+                    return _interpolate(mode, rk, _y, _y1, _ks, _k1, _ke, _h, theta)
+                hit = config.event.locate(t, t1, interp, y1)
+                if hit is not None:
+                    ys.append(hit)
+                    return ys
             if record is not None:
                 record.append(Step(t, t1 - t, y, outputs, _rngs(k1_rng, stage_rng)))
                 k1_rng = tap.before if tap is not None and k_end.value is not None else None

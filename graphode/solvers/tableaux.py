@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction as F
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 __all__ = ["ButcherTableau", "METHODS", "FIXED_GRID_METHODS", "get_tableau"]
 
@@ -103,6 +103,20 @@ def _tableau(name, order, c, a, b, b_hat=None, error_order=None, fsal=False, den
         fsal=fsal, dense=None if dense is None else tuple(_floats(r) for r in dense))
 
 
+def _quartic_dense(b: Sequence[float], mid: Sequence[float]) -> List[List[float]]:
+    """The quartic continuous extension through ``y0``, ``y1``, ``y(1/2)``, ``f0`` and ``f1``,
+    as weight polynomials (``mid`` are the weights of ``y(1/2)``; the first and last stages
+    must be ``f0`` and ``f1``, i.e. an FSAL method).
+
+    In increments from ``y0`` the quartic is ``(y1 - y0) (-5 t^2 + 14 t^3 - 8 t^4) + (y_mid - y0)
+    (16 t^2 - 32 t^3 + 16 t^4) + h f0 (t - 4 t^2 + 5 t^3 - 2 t^4) + h f1 (t^2 - 3 t^3 + 2 t^4)``.
+    """
+    d1, dm, g0, g1 = (0, -5, 14, -8), (0, 16, -32, 16), (1, -4, 5, -2), (0, 1, -3, 2)
+    last = len(b) - 1
+    return [[d1[j] * b[i] + dm[j] * mid[i] + g0[j] * (i == 0) + g1[j] * (i == last)
+             for j in range(4)] for i in range(len(b))]
+
+
 EULER = _tableau("euler", 1, c=[0], a=[], b=[1])
 MIDPOINT = _tableau("midpoint", 2, c=[0, F(1, 2)], a=[[F(1, 2)]], b=[0, 1])
 HEUN2 = _tableau("heun2", 2, c=[0, 1], a=[[1]], b=[F(1, 2), F(1, 2)])
@@ -187,9 +201,59 @@ TSIT5 = ButcherTableau(
            (0.0, -27.896526289197286, 65.09189467479366, -34.87065786149661),
            (0.0, 1.5, -4.0, 2.5)))
 
+# Fehlberg's RKF1(2) pair (NASA TR R-315, 1969), propagating the second-order solution with the
+# first-order one as the error estimate, as torchdiffeq's "fehlberg2" does.
+FEHLBERG2 = _tableau("fehlberg2", 2, c=[0, F(1, 2), 1], a=[[F(1, 2)], [F(1, 256), F(255, 256)]],
+                     b=[F(1, 512), F(255, 256), F(1, 512)], b_hat=[F(1, 256), F(255, 256), 0],
+                     error_order=1)
+
+# Prince and Dormand, "High order embedded Runge-Kutta formulae", J. Comput. Appl. Math. 7
+# (1981) 67-75: RK8(7)13M, as published decimals (torchdiffeq's "dopri8"). The 14th stage is
+# f at the new solution, reused as the next step's first (FSAL).
+_DOPRI8_B = [0.041747491141530244, 0.0, 0.0, 0.0, 0.0, -0.05545232861123931,
+             0.2393128072011801, 0.703510669403443, -0.7597596138144609, 0.6605630309222863,
+             0.15818748251012332, -0.2381095387528628, 0.25, 0.0]
+_DOPRI8_B_ERROR = [0.012194277465176744, 0.0, 0.0, 0.0, 0.0, 0.7731539478765578,
+                   -0.07192809284993823, -1.763834521196444, 1.787182038027448,
+                   -0.7829855527544889, 0.07877188662899604, -0.28255398319730723, 0.25, 0.0]
+# Weights of y(t + h/2), for the quartic interpolant (sum 1/2).
+_DOPRI8_MID = [0.04103130360739393, 0.0, 0.0, 0.0, 0.0, 0.05100562801991382, 0.2388930677412202,
+               0.3096870143996103, -0.2172325471755352, 0.07833405679331928,
+               -0.0018614369715579948, 0.007072844202678841, 0.00690847373200576,
+               -0.013838404349047373]
+DOPRI8 = ButcherTableau(
+    name="dopri8", order=8,
+    c=(0.0, 1 / 18, 1 / 12, 1 / 8, 5 / 16, 3 / 8, 59 / 400, 93 / 200, 0.5648654513822595, 13 / 20,
+       0.9246562776405044, 1.0, 1.0, 1.0),
+    a=((1 / 18,),
+       (1 / 48, 1 / 16),
+       (1 / 32, 0.0, 3 / 32),
+       (5 / 16, 0.0, -75 / 64, 75 / 64),
+       (3 / 80, 0.0, 0.0, 3 / 16, 3 / 20),
+       (0.04791013711111111, 0.0, 0.0, 0.11224871277777777, -0.02550567377777778,
+        0.012846823888888888),
+       (0.01691798978729228, 0.0, 0.0, 0.3878482784860432, 0.03597736985150033,
+        0.19697021421566607, -0.17271385234050185),
+       (0.0690957533591923, 0.0, 0.0, -0.6342479767288541, -0.16119757522460407,
+        0.13865030945882525, 0.9409286140357562, 0.21163632648194397),
+       (0.1835569968390454, 0.0, 0.0, -2.4687680843155926, -0.29128688781630047,
+        -0.026473020233117376, 2.8478387641928005, 0.2813873314698498, 0.12374489986331466),
+       (-1.2154248173958881, 0.0, 0.0, 16.672608665945774, 0.915741828416818,
+        -6.056605804357471, -16.00357359415618, 14.849303086297663, -13.371575735289849,
+        5.134182648179638),
+       (0.25886091643826425, 0.0, 0.0, -4.774485785489205, -0.4350930137770325,
+        -3.0494833320722416, 5.5779200399360995, 6.15583158986104, -5.062104586736939,
+        2.193926173180679, 0.13462799865933495),
+       (0.8224275996265075, 0.0, 0.0, -11.658673257277664, -0.7576221166909362,
+        0.7139735881595816, 12.075774986890057, -2.127659113920403, 1.9901662070489554,
+        -0.23428647154404028, 0.17589857770794226, 0.0),
+       tuple(_DOPRI8_B[:13])),
+    b=tuple(_DOPRI8_B), b_error=tuple(_DOPRI8_B_ERROR), error_order=7, fsal=True,
+    dense=tuple(tuple(row) for row in _quartic_dense(_DOPRI8_B, _DOPRI8_MID)))
+
 METHODS: Dict[str, ButcherTableau] = {
     t.name: t for t in (EULER, MIDPOINT, HEUN2, HEUN3, RK4, RK4_CLASSIC, ADAPTIVE_HEUN, BOSH3,
-                        DOPRI5, TSIT5)
+                        DOPRI5, TSIT5, FEHLBERG2, DOPRI8)
 }
 # Methods that step on a fixed grid (the output times, or `step_size`), as in torchdiffeq.
 FIXED_GRID_METHODS = frozenset(name for name, tab in METHODS.items() if not tab.adaptive)

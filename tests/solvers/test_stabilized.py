@@ -1,0 +1,150 @@
+"""Runge-Kutta-Chebyshev and stiffness switching, on graph heat equations with exact solutions."""
+import math
+
+import pytest
+import torch
+from torch_geometric.utils import get_laplacian, to_undirected
+
+from graphode import solve
+from graphode.solvers.stabilized import (
+    RKC,
+    AutoSwitch,
+    rkc_coefficients,
+    rkc_step,
+    stability_bound,
+    stages_for,
+)
+
+DT = torch.float64
+
+
+@pytest.mark.parametrize("s", [2, 3, 7, 40, 200])
+def test_coefficients_are_consistent(s):
+    *_, c = rkc_coefficients(s)
+    assert c[s] == pytest.approx(1.0, abs=1e-12)
+    # The stability interval grows like 0.65 s^2 (0.49 s^2 for two stages).
+    assert 0.49 * s * s <= stability_bound(s) <= 0.66 * s * s
+
+
+def test_stage_count_covers_the_spectrum():
+    for h_rho in (0.5, 3.0, 100.0, 5000.0):
+        s = stages_for(h_rho, 1000)
+        assert stability_bound(s) >= h_rho and (s == 2 or stability_bound(s - 1) < h_rho)
+    assert stages_for(1e9, 50) == 50
+
+
+@pytest.mark.parametrize("s", [2, 6])
+def test_second_order_on_a_nonautonomous_problem(s):
+    def f(t, y):
+        return torch.cos(t) * y
+    errs = []
+    for n in (20, 40, 80):
+        h, y, t = 1.0 / n, torch.ones(1, dtype=DT), 0.0
+        for _ in range(n):
+            y = rkc_step(f, lambda c, _t=t: torch.tensor(_t + c * h, dtype=DT), y,
+                         f(torch.tensor(t, dtype=DT), y), h, s)
+            t += h
+        errs.append(abs(y.item() - math.exp(math.sin(1.0))))
+    assert math.log2(errs[0] / errs[1]) == pytest.approx(2.0, abs=0.1)
+    assert math.log2(errs[1] / errs[2]) == pytest.approx(2.0, abs=0.1)
+
+
+def _heat_problem(rate, n=60, seed=0):
+    """dX/dt = -rate L X on a random graph; exact solution by eigendecomposition."""
+    g = torch.Generator().manual_seed(seed)
+    edges = torch.randint(0, n, (2, 4 * n), generator=g)
+    edges = to_undirected(edges[:, edges[0] != edges[1]], num_nodes=n)
+    index, weight = get_laplacian(edges, normalization="sym", num_nodes=n)
+    L = torch.zeros(n, n, dtype=DT)
+    L[index[0], index[1]] = weight.to(DT)
+    x0 = torch.randn(n, 3, generator=g, dtype=DT)
+    evals, evecs = torch.linalg.eigh(L)
+
+    def exact(t):
+        return evecs @ (torch.exp(-rate * t * evals)[:, None] * (evecs.T @ x0))
+
+    class Heat(torch.nn.Module):
+        calls = 0
+
+        def forward(self, t, x):
+            Heat.calls += 1
+            return -rate * (L @ x)
+    return Heat, x0, exact
+
+
+def test_auto_switches_on_stiff_diffusion_and_saves_evaluations():
+    Heat, x0, exact = _heat_problem(rate=1e4)
+    field = Heat()
+    t = [0.0, 0.5, 1.0]
+    dopri = solve(field, x0, t, method="dopri5", rtol=1e-5, atol=1e-7, max_steps=10 ** 6)
+    nfe_dopri = Heat.calls
+    Heat.calls = 0
+    auto = solve(field, x0, t, method="auto", rtol=1e-5, atol=1e-7, max_steps=10 ** 6)
+    assert auto.stats.nfe == Heat.calls
+    assert [m for _, m in auto.stats.switches] == ["dopri5", "rkc"]
+    assert auto.stats.switches[1][0] < 0.01
+    assert auto.stats.nfe * 5 < nfe_dopri
+    ref = torch.stack([exact(s) for s in t])
+    for sol in (auto, dopri):
+        assert ((sol.ys - ref).norm() / ref.norm()).item() < 1e-4
+
+
+def test_auto_stays_explicit_when_not_stiff():
+    Heat, x0, exact = _heat_problem(rate=1.0)
+    auto = solve(Heat(), x0, [0.0, 1.0], method="auto", rtol=1e-6, atol=1e-8)
+    dopri = solve(Heat(), x0, [0.0, 1.0], method="dopri5", rtol=1e-6, atol=1e-8)
+    assert [m for _, m in auto.stats.switches] == ["dopri5"]
+    assert torch.equal(auto.ys, dopri.ys)
+
+
+def test_auto_switches_back_when_the_stiffness_goes():
+    # The rate falls from 1e4 to 1 at t = 0.05: stiff, then not, with a forcing that keeps
+    # the steps short (accuracy, not stability, limits them afterwards).
+    Heat, x0, _ = _heat_problem(rate=1.0)
+    inner = Heat()
+
+    def field(t, x):
+        return inner(t, x) * (1e4 if t < 0.05 else 1.0) + torch.cos(20 * t)
+    sol = solve(field, x0, [0.0, 3.0], method="auto", rtol=1e-5, atol=1e-7, jump_t=[0.05])
+    assert [m for _, m in sol.stats.switches] == ["dopri5", "rkc", "dopri5"]
+
+
+@pytest.mark.parametrize("method", ["rkc", "auto"])
+@pytest.mark.parametrize("gradient", ["autograd", "adjoint"])
+def test_gradients_through_stiff_solves(method, gradient):
+    Heat, x0, exact = _heat_problem(rate=300.0, n=30)
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Heat()
+            self.k = torch.nn.Parameter(torch.tensor(1.0, dtype=DT))
+
+        def forward(self, t, x):
+            return self.k * self.inner(t, x)
+    field = Scaled()
+    y0 = x0.clone().requires_grad_(True)
+    weights = torch.randn(x0.shape, dtype=DT, generator=torch.Generator().manual_seed(1))
+    sol = solve(field, y0, [0.0, 0.02], method=method, rtol=1e-7, atol=1e-9,
+                gradient=gradient, max_steps=10 ** 5)
+    gk, gy = torch.autograd.grad((sol.ys[-1] * weights).sum(), (field.k, y0))
+    # Exact: X(T) = exp(-k rate T L) X0, so d/dk = -rate T L X(T) and d/dX0 = exp(...)^T w.
+    k = torch.tensor(1.0, dtype=DT, requires_grad=True)
+    y_ref = x0.clone().requires_grad_(True)
+    Heat2, _, _ = _heat_problem(rate=300.0, n=30)
+    ref = solve(lambda t, x: k * Heat2()(t, x), y_ref, [0.0, 0.02], method="dopri5",
+                rtol=1e-10, atol=1e-12, max_steps=10 ** 5).ys[-1]
+    rk, ry = torch.autograd.grad((ref * weights).sum(), (k, y_ref))
+    assert gk.item() == pytest.approx(rk.item(), rel=1e-4)
+    assert ((gy - ry).norm() / ry.norm()).item() < 1e-4
+
+
+def test_rkc_options_and_refusals():
+    with pytest.raises(ValueError, match="max_stages"):
+        RKC(max_stages=1)
+    assert AutoSwitch().configure(stiff_after=5).stiff_after == 5
+    with pytest.raises(ValueError, match="checkpoint"):
+        solve(lambda t, y: -y, torch.ones(2), [0.0, 1.0], method="auto", gradient="checkpoint")
+    with pytest.raises(ValueError, match="per_graph"):
+        solve(lambda t, y: -y, torch.ones(2, 1), [0.0, 1.0], method="rkc",
+              per_graph=torch.zeros(2, dtype=torch.long))
