@@ -19,6 +19,7 @@ from benchmarks import (
     per_graph,
     scaling,
     solver_overhead,
+    stiff,
     training_step,
 )
 
@@ -32,6 +33,8 @@ def plan(quick: bool, device: str):
         ("training step (Cora, encoder + GDE + decoder)", training_step, reps + dev),
         ("per-graph step control (64 graphs of mixed stiffness)", per_graph,
          reps + dev + ["--graphs", "64"]),
+        ("stiff graph diffusion (method='auto' against dopri5)", stiff,
+         ["--reps", "1" if quick else "3"] + dev + (["--rates", "100", "1000"] if quick else [])),
         ("scaling with edges", scaling,
          reps + dev + ["--nodes"] + (["10000", "100000"] if quick else
                                      ["10000", "100000", "1000000"])),

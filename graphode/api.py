@@ -298,9 +298,15 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
         y0: initial state, a floating-point tensor of any shape, on any device.
         t: output times, strictly increasing or decreasing (a tensor on ``y0``'s device or
             the CPU, or a sequence of floats; a CPU ``t`` keeps a GPU solve free of syncs).
-        method: an explicit Runge-Kutta method: ``euler``, ``midpoint``, ``heun2``, ``heun3``,
-            ``rk4`` (3/8 rule, as torchdiffeq), ``rk4_classic``, ``adaptive_heun``, ``bosh3``,
-            ``dopri5``, ``tsit5``.
+        method: an explicit Runge-Kutta method (``euler``, ``midpoint``, ``heun2``, ``heun3``,
+            ``rk4`` (3/8 rule, as torchdiffeq), ``rk4_classic``, ``adaptive_heun``,
+            ``fehlberg2``, ``bosh3``, ``dopri5``, ``tsit5``, ``dopri8``) or a
+            :class:`~graphode.ButcherTableau`; or another family by name or as a
+            :class:`~graphode.Solver` object: ``explicit_adams``, ``implicit_adams``,
+            ``fixed_adams`` (fixed grids), ``rkc`` (Runge-Kutta-Chebyshev for stiff
+            diffusion), ``auto`` (dopri5, switching to RKC where the problem is stiff),
+            ``scipy_solver`` (no gradients). Checkpointing, per-graph control and
+            ``compile`` need a Runge-Kutta method.
         rtol, atol: relative and absolute tolerances of adaptive solves.
         step_size: fixed step size; the methods without an error estimate step on ``t`` itself
             when neither ``step_size`` nor ``grid`` is given.
