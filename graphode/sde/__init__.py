@@ -1,0 +1,8 @@
+"""Stochastic graph differential equations: torchsde's ``sdeint``/``sdeint_adjoint`` on states
+of any shape, a reproducible Brownian motion with one path per graph, and the methods of
+torchsde (Euler-Maruyama, Milstein, stochastic Runge-Kutta, Heun-type and reversible Heun)."""
+from .brownian import BrownianMotion
+from .methods import METHODS
+from .solve import sdeint, sdeint_adjoint
+
+__all__ = ["sdeint", "sdeint_adjoint", "BrownianMotion", "METHODS"]
