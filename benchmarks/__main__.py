@@ -18,6 +18,7 @@ from benchmarks import (
     gradient_memory,
     per_graph,
     scaling,
+    sde,
     solver_overhead,
     stiff,
     training_step,
@@ -35,6 +36,9 @@ def plan(quick: bool, device: str):
          reps + dev + ["--graphs", "64"]),
         ("stiff graph diffusion (method='auto' against dopri5)", stiff,
          ["--reps", "1" if quick else "3"] + dev + (["--rates", "100", "1000"] if quick else [])),
+        ("graph SDE against torchsde (Cora-sized, diagonal noise)", sde,
+         ["--reps", "3" if quick else "7"] + dev
+         + (["--methods", "euler", "reversible_heun", "adjoint"] if quick else [])),
         ("scaling with edges", scaling,
          reps + dev + ["--nodes"] + (["10000", "100000"] if quick else
                                      ["10000", "100000", "1000000"])),

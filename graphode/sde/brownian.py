@@ -146,8 +146,9 @@ class BrownianMotion:
             return hit
         h = (self._grid[cell + 1] - self._grid[cell]) / 2 ** depth
         if depth == 0:
-            w = self._normal(cell, 0, 0, 0) * math.sqrt(h)
-            area = self._normal(cell, 0, 0, 1) * math.sqrt(h / 12) if self.levy_area else None
+            # scaled in place: a second state-sized allocation per step costs more than the draw
+            w = self._normal(cell, 0, 0, 0).mul_(math.sqrt(h))
+            area = self._normal(cell, 0, 0, 1).mul_(math.sqrt(h / 12)) if self.levy_area else None
             value = (w, area)
         else:
             parent_w, parent_h = self._node(cell, depth - 1, index // 2)

@@ -1,0 +1,93 @@
+"""Graph SDE solves against torchsde: the same SDE object, method and step on both sides.
+
+A Cora-sized graph SDE: 2,708 nodes and 64 channels, the drift ``tanh(GCNConv(64, 64))`` on
+Cora's graph (a random graph of its size when the data are not found), and the diagonal
+diffusion ``softplus(s) * tanh(y)``. t runs over [0, 1] with dt = 0.05, forward and backward
+(the loss is the sum of the final state). Each library draws from its own Brownian motion, as a
+user would call it: torchsde's ``BrownianInterval`` and graphode's ``BrownianMotion``.
+
+    MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=4294967296 \\
+        python -m benchmarks.sde
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchsde
+from torch_geometric.nn import GCNConv
+
+import graphode
+from benchmarks.common import bench_args, paired, random_graph, write_results
+
+
+def cora_graph():
+    """Cora's edge_index, or a random graph of its size; and which one it is."""
+    try:
+        from graphode.data import load_planetoid
+        return load_planetoid("Cora").edge_index, "Cora"
+    except Exception:  # no data and no network: the benchmark still runs
+        return random_graph(2708, 10556), "random graph of Cora's size"
+
+
+class GraphSDE(torch.nn.Module):
+    noise_type = "diagonal"
+
+    def __init__(self, edge_index, channels, sde_type):
+        super().__init__()
+        self.sde_type = sde_type
+        self.conv = GCNConv(channels, channels, cached=True)
+        self.edge_index = edge_index
+        self.s = torch.nn.Parameter(torch.full((channels,), -2.0))
+
+    def f(self, t, y):
+        return torch.tanh(self.conv(y, self.edge_index))
+
+    def g(self, t, y):
+        return F.softplus(self.s) * torch.tanh(y)
+
+
+def main(argv=None) -> list:
+    args = bench_args(__doc__, argv, **{"--methods": dict(
+        nargs="+", default=["euler", "milstein", "srk", "midpoint", "reversible_heun",
+                            "adjoint"])})
+    device = args.device
+    edge_index, graph = cora_graph()
+    edge_index = edge_index.to(device)
+    n, channels, dt = int(edge_index.max()) + 1, 64, 0.05
+    x = torch.randn(n, channels, device=device)
+    ts = torch.tensor([0.0, 1.0], device=device)
+    rows = []
+    for name in args.methods:
+        method = "reversible_heun" if name == "adjoint" else name
+        sde_type = "ito" if method in ("euler", "milstein", "srk") else "stratonovich"
+        sde = GraphSDE(edge_index, channels, sde_type).to(device)
+        levy = "space-time" if method == "srk" else None
+
+        def ours():
+            y = x.clone().requires_grad_(True)
+            solve = graphode.sdeint_adjoint if name == "adjoint" else graphode.sdeint
+            solve(sde, y, ts, method=method, dt=dt)[-1].sum().backward()
+
+        def base():
+            y = x.clone().requires_grad_(True)
+            bm = torchsde.BrownianInterval(0.0, 1.0, size=(n, channels), device=device,
+                                           levy_area_approximation=levy or "none")
+            if name == "adjoint":
+                out = torchsde.sdeint_adjoint(sde, y, ts, bm=bm, method=method, dt=dt,
+                                              adjoint_method="adjoint_reversible_heun")
+            else:
+                out = torchsde.sdeint(sde, y, ts, bm=bm, method=method, dt=dt)
+            out[-1].sum().backward()
+
+        timing = paired(ours, base, reps=args.reps, warmup=1, device=device)
+        label = "reversible_heun, adjoint" if name == "adjoint" else f"{method}, autograd"
+        rows.append({"workload": f"{label}, {graph}", "graphode": "sdeint",
+                     "baseline": f"torchsde {torchsde.__version__}", **timing})
+    write_results(f"sde_{device.type}", rows,
+                  ["workload", "graphode", "baseline", "ratio", "ratio_min", "ratio_max",
+                   "ms_graphode", "ms_baseline"])
+    return rows
+
+
+if __name__ == "__main__":
+    main()
