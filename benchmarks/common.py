@@ -97,6 +97,15 @@ def random_graph(num_nodes: int, num_edges: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, num_nodes, (2, num_edges), generator=g)
 
 
+def cora_graph():
+    """Cora's edge_index, or a random graph of its size; and which one it is."""
+    try:
+        from graphode.data import load_planetoid
+        return load_planetoid("Cora").edge_index, "Cora"
+    except Exception:  # no data and no network: the benchmark still runs
+        return random_graph(2708, 10556), "random graph of Cora's size"
+
+
 class CallCounter(torch.nn.Module):
     """Wraps a vector field ``f(t, h)`` and counts its calls (the NFE either library makes)."""
 

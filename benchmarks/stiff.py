@@ -16,16 +16,7 @@ import torchdiffeq
 from torch_geometric.utils import add_self_loops, degree
 
 import graphode
-from benchmarks.common import CallCounter, bench_args, paired, random_graph, write_results
-
-
-def cora_graph():
-    """Cora's edge_index, or a random graph of its size; and which one it is."""
-    try:
-        from graphode.data import load_planetoid
-        return load_planetoid("Cora").edge_index, "Cora"
-    except Exception:  # no data and no network: the benchmark still runs
-        return random_graph(2708, 10556), "random graph of Cora's size"
+from benchmarks.common import CallCounter, bench_args, cora_graph, paired, write_results
 
 
 class Heat(torch.nn.Module):
