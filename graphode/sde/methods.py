@@ -19,7 +19,9 @@ Extra = Tuple[Tensor, ...]
 
 
 def _time(t: float, y: Tensor) -> Tensor:
-    return torch.tensor(t, dtype=y.dtype, device=y.device)
+    # a fill, not torch.tensor(t, device=...): that copies from host memory and, on a GPU,
+    # synchronises the stream at every evaluation
+    return torch.full((), t, dtype=y.dtype, device=y.device)
 
 
 def _gdg(terms: Terms, t: Tensor, y: Tensor, weight: Tensor) -> Tuple[Tensor, Tensor]:

@@ -296,7 +296,7 @@ def sdeint(sde: Any, y0: Tensor, ts: Times, bm: Any = None, method: Optional[str
     terms = Terms(sde, names)
     solver = _resolve_method(method, terms, options)
     times = _times(ts, y0)
-    t0 = torch.tensor(times[0], dtype=y0.dtype, device=y0.device)
+    t0 = torch.full((), times[0], dtype=y0.dtype, device=y0.device)
     bm_shape = getattr(bm, "shape", None) if bm is not None else None
     m = terms.check(t0, y0, bm_shape)
     if len(times) == 1:
