@@ -54,6 +54,8 @@ class _Field:
 
     def __init__(self, func: Callable, y0: Tensor, audit: Optional[FieldAudit] = None):
         self.func, self.shape, self.dtype, self.audit = func, y0.shape, y0.dtype, audit
+        # what the field knows of its Jacobian (the implicit methods use it)
+        self.jacobian_operator = getattr(func, "jacobian_operator", None)
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:
         if self.audit is not None:

@@ -131,11 +131,48 @@ def _cheb_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan
     return apply
 
 
+class _DiffusionPlan:
+    """:class:`~graphode.nn.LinearDiffusion` on a fixed graph: the field, and its Jacobian for
+    the implicit solvers (the layer is linear in ``x``, so the field is its own product)."""
+
+    def __init__(self, conv, edge_index, edge_weight, n, dtype, device):
+        from torch_geometric.nn.conv.gcn_conv import gcn_norm
+        edge_index, edge_weight = gcn_norm(edge_index, edge_weight, n, dtype=dtype)
+        self.conv, self.edge_index, self.edge_weight = conv, edge_index, edge_weight
+        self.op = SparseOperator(edge_index, edge_weight, n, dtype, device)
+        self._operator = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out = self.op.mm(self.conv.mix(x)) - x
+        return out if self.conv.rate == 1.0 else out * self.conv.rate
+
+    def jacobian(self, like: Tensor):
+        """The :class:`~graphode.solvers.implicit.JacobianOperator` of the layer, built once
+        per bound graph: the diagonal (a Jacobi preconditioner) and whether the operator is
+        symmetric (an undirected graph and a symmetric ``W``), which lets the stage systems
+        be solved by conjugate gradients."""
+        if self._operator is None:
+            from torch_geometric.utils import is_undirected
+
+            from ..solvers.implicit import JacobianOperator
+            conv, n = self.conv, self.op.num_nodes
+            loops = self.edge_index[0] == self.edge_index[1]
+            diag = torch.zeros(n, dtype=like.dtype, device=like.device).index_add_(
+                0, self.edge_index[0][loops].to(like.device),
+                self.edge_weight[loops].to(device=like.device, dtype=like.dtype))
+            diag = diag.view(n, *([1] * (like.dim() - 1))) * (1.0 - conv.alpha)
+            weight = conv.weight
+            if weight is not None:
+                diag = diag * weight.detach().diagonal().to(like.dtype)
+            symmetric = bool(is_undirected(self.edge_index, self.edge_weight, n)) and (
+                weight is None or bool(torch.equal(weight, weight.T)))
+            self._operator = JacobianOperator(self, diagonal=(diag - 1.0) * conv.rate,
+                                              symmetric=symmetric, linear=True)
+        return self._operator
+
+
 def _diffusion_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan]:
-    from torch_geometric.nn.conv.gcn_conv import gcn_norm
-    edge_index, edge_weight = gcn_norm(edge_index, edge_weight, n, dtype=dtype)
-    op = SparseOperator(edge_index, edge_weight, n, dtype, device)
-    return lambda x: op.mm(conv.mix(x)) - x
+    return _DiffusionPlan(conv, edge_index, edge_weight, n, dtype, device)
 
 
 _REGISTERED: Dict[type, Callable] = {}
@@ -259,6 +296,16 @@ class GraphVectorField(Module):
         if takes_time:
             return lambda x, t: layer(x, edge_index, t=t, **kwargs)
         return lambda x: layer(x, edge_index, **kwargs)
+
+    def jacobian_operator(self, t: Tensor, h: Tensor):
+        """The field's :class:`~graphode.solvers.implicit.JacobianOperator` where it is known
+        without differentiation (a single bound :class:`~graphode.nn.LinearDiffusion`, with
+        or without an added source), else ``None``. The implicit methods solve their stage
+        equations with it."""
+        if len(self._calls) == 1 and isinstance(self._calls[0], _DiffusionPlan) \
+                and self.control in (None, "add"):
+            return self._calls[0].jacobian(h)
+        return None
 
     def forward(self, t: Tensor, h: Tensor) -> Tensor:
         if not self._calls:

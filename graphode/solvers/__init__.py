@@ -1,6 +1,6 @@
 """Explicit Runge-Kutta tableaux, the generic step, step-size control and the loops; solver
 objects for the other families."""
-from . import adams, scipy_wrapper, stabilized  # noqa: F401  (register their methods)
+from . import adams, implicit, scipy_wrapper, stabilized  # noqa: F401  (register their methods)
 from .adams import Adams
 from .base import SOLVERS, Solver, method_names, resolve_method
 from .controllers import PIController, rms_norm
