@@ -307,6 +307,9 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
             :class:`~graphode.Solver` object: ``explicit_adams``, ``implicit_adams``,
             ``fixed_adams`` (fixed grids), ``rkc`` (Runge-Kutta-Chebyshev for stiff
             diffusion), ``auto`` (dopri5, switching to RKC where the problem is stiff),
+            the implicit ``implicit_euler``, ``trapezoid`` (fixed grids), ``trbdf2``,
+            ``kvaerno3``, ``kvaerno5`` (see :mod:`graphode.solvers.implicit`), the IMEX
+            ``kencarp3`` (:mod:`graphode.solvers.imex`),
             ``scipy_solver`` (no gradients). Checkpointing, per-graph control and
             ``compile`` need a Runge-Kutta method.
         rtol, atol: relative and absolute tolerances of adaptive solves.

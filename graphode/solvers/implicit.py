@@ -249,12 +249,12 @@ class _Stage(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, base: Tensor, fz: Tensor, z: Tensor, hg: float, vjp: Callable,
-                solve_transposed: Callable) -> Tuple[Tensor, Tensor]:  # type: ignore[override]
+                solve_transposed: Callable) -> Tuple[Tensor, Tensor]:
         ctx.hg, ctx.vjp, ctx.solve_transposed = hg, vjp, solve_transposed
         return z.clone(), (z - base) / hg
 
     @staticmethod
-    def backward(ctx, grad_z: Tensor, grad_k: Tensor):  # type: ignore[override]
+    def backward(ctx, grad_z: Tensor, grad_k: Tensor):
         w = ctx.solve_transposed(grad_z + ctx.vjp(grad_k))
         return w, grad_k + ctx.hg * w, None, None, None, None
 
@@ -284,7 +284,7 @@ class Implicit(Solver):
             k = 1e4, rtol 1e-4), because low-degree nodes have large diagonal entries.
     """
 
-    gradients = ("autograd", "adjoint")
+    gradients: Tuple[str, ...] = ("autograd", "adjoint")
     options = frozenset({"newton_tol", "max_newton", "linear_solver", "krylov_tol", "max_krylov",
                          "use_operator", "precondition"})
     tableau = METHODS["dopri5"]  # unused: the step is the DIRK tableau's own
@@ -336,12 +336,22 @@ class _Loop:
             solver, func, y0, times, config, stats)
         self.dirk = solver.dirk
         self.norm = config.norm or rms_norm
-        source = getattr(func, "jacobian_operator", None)
+        self.implicit = self.implicit_part(func)
+        source = getattr(self.implicit, "jacobian_operator", None)
         self.operator = source if (solver.use_operator and callable(source)) else None
         self.newton_iterations = 0
         self.failures = 0
 
+    def implicit_part(self, func: Func) -> Func:
+        """The part of the field the stages treat implicitly (all of it here)."""
+        return func
+
     # ---------------------------------------------------------------- evaluations
+    def fi(self, t: float, y: Tensor) -> Tensor:
+        """The implicit part at ``(t, y)``, counted as an evaluation."""
+        self.stats.nfe += 1
+        return self.implicit(self._time(t), y)
+
     def f(self, t: float, y: Tensor, toward: Optional[float] = None) -> Tensor:
         from .integrate import _time_tensor
         self.stats.nfe += 1
@@ -361,7 +371,7 @@ class _Loop:
             # A forward difference whose perturbation is sqrt(eps) of the state measured in
             # the error norm, so that small components (atol-sized) are not swamped.
             eps = size / self.norm(v / scale).clamp_min(torch.finfo(z.dtype).tiny)
-            return (self.f(t, z + eps * v) - fz) / eps
+            return (self.fi(t, z + eps * v) - fz) / eps
         return JacobianOperator(matvec)
 
     def _counted(self, matvec: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
@@ -392,9 +402,9 @@ class _Loop:
         weighted = lambda v: self.norm(v / scale)  # noqa: E731
         with torch.no_grad():
             z, previous = guess.detach(), math.inf
-            for iteration in range(solver.max_newton):
+            for _ in range(solver.max_newton):
                 self.newton_iterations += 1
-                fz = self.f(t, z)
+                fz = self.fi(t, z)
                 residual = z - base.detach() - hg * fz
                 jac = self._jacobian(t, z, fz, scale)
                 apply = lambda v, _j=jac: v - hg * _j.matvec(v)  # noqa: E731
@@ -422,7 +432,7 @@ class _Loop:
         if not torch.is_grad_enabled():
             return z, (z - base) / hg
         z = z.detach()
-        fz = self.f(t, z)
+        fz = self.fi(t, z)
         if not (fz.requires_grad or base.requires_grad):
             return z, (z - base) / hg
         solver, stats = self.solver, self.stats
@@ -433,7 +443,7 @@ class _Loop:
             if not graph:  # the field's graph with respect to the state, built once
                 leaf = z.detach().requires_grad_(True)
                 with torch.enable_grad():
-                    graph.extend([leaf, self.func(self._time(t), leaf)])
+                    graph.extend([leaf, self.implicit(self._time(t), leaf)])
                 stats.nfe_backward += 1
             leaf, out = graph
             stats.nfe_backward += 1
@@ -465,8 +475,16 @@ class _Loop:
         return bool(op is not None and op.symmetric)
 
     # ---------------------------------------------------------------- one step
-    def step(self, t: float, y: Tensor, f0: Tensor, h: float) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-        """``(y1, f(t + h, y1), error)`` for a step of size ``h``."""
+    def start(self, t: float, y: Tensor, toward: Optional[float] = None) -> Any:
+        """What a step needs of the field at its start (here ``f(t, y)``)."""
+        return self.f(t, y, toward)
+
+    def total(self, start: Any) -> Tensor:
+        """The derivative ``f(t, y)`` from :meth:`start`'s value."""
+        return start
+
+    def step(self, t: float, y: Tensor, f0: Any, h: float) -> Tuple[Tensor, Any, Optional[Tensor]]:
+        """``(y1, start(t + h, y1), error)`` for a step of size ``h``."""
         dirk, config = self.dirk, self.config
         with torch.no_grad():
             scale = y.detach().abs().mul(config.rtol).add_(config.atol)
@@ -484,9 +502,10 @@ class _Loop:
             z, k = self.stage(t + dirk.c[i] * h, base, h * row[-1], guess, scale)
             ks.append(k)
             guess = z
-        error = None
-        if dirk.b_error is not None:
-            error = sum((h * e) * k for e, k in zip(dirk.b_error, ks) if e != 0.0)
+        error: Optional[Tensor] = None
+        for e, k in zip(dirk.b_error or (), ks):
+            if e != 0.0:
+                error = (h * e) * k if error is None else error + (h * e) * k
         return z, ks[-1], error
 
     # ---------------------------------------------------------------- the loop
@@ -504,13 +523,13 @@ class _Loop:
         order = min(dirk.order, dirk.error_order or dirk.order) + 1
         controller = replace_order(config.controller(), order)
         t, y = times[0], self.y0
-        f0 = self.f(t, y)
+        f0 = self.start(t, y)
         if fixed:
             h = stops[0][0] - t
         elif config.first_step is not None:
             h = controller.clip(direction * abs(config.first_step))
         else:
-            h = initial_step_size(self.f, t, y, f0, direction, order, config.rtol, config.atol,
+            h = initial_step_size(self.f, t, y, self.total(f0), direction, order, config.rtol, config.atol,
                                   config.norm)
             if not math.isfinite(h):
                 raise _non_finite("at the initial state,", t, h, ys=[])
@@ -568,12 +587,13 @@ class _Loop:
             t1 = stop if landing else t + h
             outputs = _emit(times, j, direction, t, t1)
             for _, theta in outputs:
-                ys.append(y1 if theta == 1.0 else hermite(y, y1, f0, f1, h, theta))
+                ys.append(y1 if theta == 1.0 else hermite(y, y1, self.total(f0), self.total(f1),
+                                                             h, theta))
             j += len(outputs)
             if landing:
                 stop_index = min(stop_index + 1, len(stops) - 1)
             if landing and is_jump:
-                f1 = self.f(t1, y1, toward=t1 + direction)
+                f1 = self.start(t1, y1, toward=t1 + direction)
             t, y, f0 = t1, y1, f1
             if fixed:
                 if j < len(times):

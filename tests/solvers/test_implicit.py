@@ -250,3 +250,61 @@ def test_refusals_and_failures_are_explained():
     with pytest.raises(SolveError, match="Newton"):
         solve(lambda t, y: y ** 2 + 10.0, torch.ones(1, dtype=DT), [0.0, 1.0],
               method=Implicit("implicit_euler", max_newton=4), step_size=1.0)
+
+
+# --------------------------------------------------------------------------- IMEX
+def _split_problem(w):
+    from graphode.solvers.imex import Split
+    a = torch.tensor([[-1.0, 0.4], [0.4, -1.6]], dtype=DT)
+    return Split(implicit=lambda t, y: y @ a.T, explicit=lambda t, y: torch.tanh(y @ w.T) + torch.cos(t))
+
+
+def test_kencarp3_tableau_and_third_order():
+    from graphode.solvers.imex import ARK_METHODS
+    ark = ARK_METHODS["kencarp3"]
+    assert sum(ark.b) == pytest.approx(1.0, abs=1e-12)
+    assert sum(b * c for b, c in zip(ark.b, ark.c)) == pytest.approx(0.5, abs=1e-12)
+    w = torch.tensor([[0.5, -1.0], [1.0, 0.3]], dtype=DT)
+    field = _split_problem(w)
+    ref = solve(field, Y0, [0.0, 1.0], method="dopri8", rtol=1e-13, atol=1e-14).ys[-1]
+    errors = [(solve(field, Y0, [0.0, 1.0], method="kencarp3", step_size=1.0 / n).ys[-1] - ref)
+              .norm().item() for n in (10, 20)]
+    assert abs(math.log2(errors[0] / errors[1]) - 3) < 0.3, errors
+
+
+def test_imex_reaction_diffusion_on_a_stiff_graph():
+    from graphode.solvers.imex import Split
+    edge_index, x0 = _graph()
+    diffusion = GraphVectorField(LinearDiffusion(-1, weight=False, rate=1e4)).bind(
+        edge_index, None, x0.size(0), DT, x0.device)
+    field = Split(implicit=diffusion, explicit=lambda t, x: torch.sin(x) * (1.0 - x))
+    ref = solve(field, x0, [0.0, 1.0], method="kvaerno5", rtol=1e-10, atol=1e-12).ys[-1]
+    loose = dict(rtol=1e-5, atol=1e-8, max_steps=10 ** 6)
+    imex = solve(field, x0, [0.0, 1.0], method="kencarp3", **loose)
+    dopri = solve(field, x0, [0.0, 1.0], method="dopri5", **loose)
+    assert ((imex.ys[-1] - ref).norm() / ref.norm()).item() < 1e-4
+    assert imex.stats.nfe < dopri.stats.nfe / 5
+
+
+def test_imex_gradients():
+    w = torch.tensor([[0.5, -1.0], [1.0, 0.3]], dtype=DT, requires_grad=True)
+    y0 = Y0.clone().requires_grad_(True)
+
+    def loss(method, **kw):
+        ys = solve(_split_problem(w), y0, [0.0, 0.5, 1.0], method=method, **kw).ys
+        return torch.autograd.grad((ys ** 2).sum(), [y0, w])
+    got = loss("kencarp3", rtol=1e-10, atol=1e-12)
+    want = loss("dopri5", rtol=1e-12, atol=1e-13)
+    for a, b in zip(got, want):
+        assert (a - b).abs().max().item() < 1e-8
+    run = lambda y, m: solve(_split_problem(m), y, [0.0, 0.3], method="kencarp3",  # noqa: E731
+                             step_size=0.1).ys
+    assert torch.autograd.gradcheck(run, (y0, w))
+
+
+def test_imex_refusals():
+    with pytest.raises(TypeError, match="Split"):
+        solve(lambda t, y: -y, torch.ones(2, dtype=DT), [0.0, 1.0], method="kencarp3")
+    with pytest.raises(ValueError, match="autograd"):
+        solve(_split_problem(torch.eye(2, dtype=DT)), Y0.clone().requires_grad_(True), [0.0, 1.0],
+              method="kencarp3", gradient="adjoint")
