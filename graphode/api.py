@@ -11,6 +11,7 @@ from torch import Tensor
 
 from .gradients import (
     GRADIENT_MODES,
+    Adjoint,
     FieldAudit,
     Problem,
     adjoint_solve,
@@ -20,6 +21,7 @@ from .gradients import (
 )
 from .solvers.base import Solver, resolve_method
 from .solvers.compiled import compile_options, integrate_compiled
+from .solvers.controllers import PIController
 from .solvers.integrate import IntegrationConfig, SolveError, SolverStats, integrate, to_device
 from .solvers.per_graph import integrate_per_graph
 from .solvers.tableaux import ButcherTableau
@@ -279,15 +281,34 @@ def _check_gradient_support(solver: Optional[Solver], gradient: str, per_graph: 
                          f"{name}={solver.name!r}")
 
 
+_CONTROLLER_DEFAULTS = {"safety": 0.9, "ifactor": 10.0, "dfactor": 0.2, "min_step": 0.0,
+                        "max_step": math.inf}
+
+
+def _from_controller(controller: Any, **given: float) -> Tuple[Any, ...]:
+    """The settings of a ``controller=`` object; refuses the same settings given twice."""
+    if not isinstance(controller, PIController):
+        raise TypeError(f"controller must be a graphode.solvers.PIController, got "
+                        f"{type(controller).__name__}")
+    twice = [k for k, v in given.items() if v != _CONTROLLER_DEFAULTS[k]]
+    if twice:
+        raise ValueError(f"{', '.join(twice)} given both directly and through controller=: "
+                         f"set them on the PIController only")
+    # beta1 is None only when neither it nor the order was given: 1/order of the method then
+    return (controller.safety, controller.ifactor, controller.dfactor, controller.min_step,
+            controller.max_step, controller.beta1, controller.beta2)
+
+
 def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
           method: Union[str, ButcherTableau, Solver] = "dopri5", rtol: float = 1e-7, atol: float = 1e-9,
           step_size: Optional[float] = None, grid: Optional[Times] = None,
           first_step: Optional[float] = None, max_steps: int = 10_000,
           min_step: float = 0.0, max_step: float = math.inf,
           safety: float = 0.9, ifactor: float = 10.0, dfactor: float = 0.2,
+          controller: Optional[PIController] = None,
           norm: Optional[Callable[[Tensor], Tensor]] = None, interp: str = "auto",
           step_t: Sequence[float] = (), jump_t: Sequence[float] = (), perturb: bool = False,
-          gradient: str = "autograd", adjoint_params: Optional[Sequence[Tensor]] = None,
+          gradient: Union[str, Adjoint] = "autograd", adjoint_params: Optional[Sequence[Tensor]] = None,
           adjoint_method: Optional[str] = None, adjoint_rtol: Optional[float] = None,
           adjoint_atol: Optional[float] = None, adjoint_step_size: Optional[float] = None,
           adjoint_seminorm: bool = False, check_finite: bool = True,
@@ -321,6 +342,10 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
             steps of a fixed grid.
         min_step, max_step: bounds on the adaptive step size.
         safety, ifactor, dfactor: PI controller settings (see :class:`PIController`).
+        controller: a :class:`~graphode.solvers.PIController` object, in place of ``safety``,
+            ``ifactor``, ``dfactor``, ``min_step`` and ``max_step``; it also sets the PI
+            exponents ``beta1`` and ``beta2`` (the default is I control, ``beta1 = 1/order``,
+            ``beta2 = 0``). Its ``order`` is ignored: the method's is used.
         norm: error norm applied to the scaled error (default: RMS).
         interp: outputs between fixed-grid points: ``"auto"`` (the tableau's own interpolant,
             else cubic Hermite), ``"cubic"`` or ``"linear"``.
@@ -329,7 +354,9 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
         perturb: evaluate fixed-grid stages just inside each step (torchdiffeq's ``perturb``).
         gradient: ``"autograd"`` (backprop through the steps), ``"adjoint"`` (continuous
             backsolve adjoint, memory flat in the number of steps) or ``"checkpoint"`` (exact
-            gradients of the discrete solution, one stored state per step).
+            gradients of the discrete solution, one stored state per step); or an
+            :class:`~graphode.gradients.Adjoint` object carrying the adjoint's settings (in
+            place of the ``adjoint_*`` keywords).
         adjoint_params: tensors to differentiate in the adjoint / checkpoint modes (default:
             ``func.parameters()`` when ``func`` is an ``nn.Module``). The rule, as in
             torchdiffeq: every tensor the field reads that requires a gradient must be here
@@ -369,11 +396,29 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
         SolveError: (a ``RuntimeError``) for step-size underflow, non-finite states or
             ``max_steps`` exceeded, with the time reached and the partial solution.
     """
+    if isinstance(gradient, Adjoint):
+        given = [k for k, v in (("adjoint_method", adjoint_method), ("adjoint_rtol", adjoint_rtol),
+                                ("adjoint_atol", adjoint_atol),
+                                ("adjoint_step_size", adjoint_step_size),
+                                ("adjoint_params", adjoint_params)) if v is not None]
+        if given or adjoint_seminorm:
+            raise ValueError(f"{', '.join(given or ['adjoint_seminorm'])} given both directly and "
+                             f"through gradient=Adjoint(...): set them on the Adjoint only")
+        kw = gradient.solve_kwargs()
+        adjoint_method, adjoint_rtol, adjoint_atol = (kw["adjoint_method"], kw["adjoint_rtol"],
+                                                      kw["adjoint_atol"])
+        adjoint_step_size, adjoint_seminorm = kw["adjoint_step_size"], kw["adjoint_seminorm"]
+        adjoint_params, gradient = kw["adjoint_params"], "adjoint"
     y0 = _check_state(y0)
     ts, times = _check_times(t, y0)
     tableau, solver = resolve_method(method)
     _check_gradient_support(solver, gradient, per_graph, compile)
     rtol, atol = _check_tolerances(rtol, atol)
+    beta1 = beta2 = None
+    if controller is not None:
+        safety, ifactor, dfactor, min_step, max_step, beta1, beta2 = _from_controller(
+            controller, safety=safety, ifactor=ifactor, dfactor=dfactor, min_step=min_step,
+            max_step=max_step)
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
     config = IntegrationConfig(
@@ -381,8 +426,8 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
         adaptive=solver.adaptive if solver is not None else tableau.adaptive, solver=solver,
         step_size=_check_positive("step_size", step_size), grid=_check_grid(grid, times),
         first_step=_check_positive("first_step", first_step), max_steps=max_steps,
-        safety=safety, ifactor=ifactor, dfactor=dfactor, min_step=float(min_step),
-        max_step=float(max_step), norm=_check_norm(norm), interp=interp,
+        safety=safety, ifactor=ifactor, dfactor=dfactor, beta1=beta1, beta2=beta2,
+        min_step=float(min_step), max_step=float(max_step), norm=_check_norm(norm), interp=interp,
         step_t=tuple(float(s) for s in step_t), jump_t=tuple(float(s) for s in jump_t),
         perturb=bool(perturb), check_finite=check_finite)
     config.controller()  # validates the controller settings up front

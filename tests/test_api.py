@@ -54,3 +54,36 @@ def test_bad_configurations_are_refused_up_front(call, error, message):
 def test_the_package_exports_the_torchdiffeq_names():
     for name in ("solve", "odeint", "odeint_adjoint", "Solution", "SolverStats", "SolveError"):
         assert name in graphode.__all__
+
+
+def test_an_adjoint_object_carries_the_adjoint_settings():
+    import pytest
+    import torch
+
+    import graphode
+    from graphode.gradients import Adjoint
+    from graphode.nn import GDEConv
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(3, 3).double()
+    field = lambda t, y: torch.tanh(lin(y))  # noqa: E731
+    y0 = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for kw in (dict(gradient="adjoint", adjoint_method="rk4", adjoint_step_size=0.05,
+                    adjoint_params=list(lin.parameters())),
+               dict(gradient=Adjoint(method="rk4", step_size=0.05, params=list(lin.parameters())))):
+        sol = graphode.solve(field, y0, [0.0, 1.0], method="dopri5", rtol=1e-8, atol=1e-10, **kw)
+        grads.append(torch.autograd.grad(sol.ys[-1].sum(), [y0, lin.weight]))
+        assert sol.stats.nfe_backward == 4 * 20  # rk4 on a fixed step of 0.05, backward
+    for a, b in zip(*grads):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="adjoint_rtol given both"):
+        graphode.solve(field, y0, [0.0, 1.0], gradient=Adjoint(), adjoint_rtol=1e-3)
+    layer = GDEConv(torch.nn.Linear(3, 3), gradient=Adjoint(method="rk4", step_size=0.1))
+    assert layer.gradient == "adjoint" and layer.solver_kwargs["adjoint_method"] == "rk4"
+    x = torch.randn(5, 3)
+    edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    layer(x, edge_index).sum().backward()
+    assert layer.stats.nfe_backward == 4 * 10
+    with pytest.raises(ValueError, match="params"):
+        GDEConv(torch.nn.Linear(3, 3), gradient=Adjoint(params=[]))

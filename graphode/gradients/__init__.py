@@ -2,8 +2,8 @@
 from .adjoint import adjoint_solve
 from .audit import FieldAudit, unlisted_tensors
 from .checkpoint import checkpoint_solve
-from .common import GRADIENT_MODES, Problem, resolve_params
+from .common import GRADIENT_MODES, Adjoint, Problem, resolve_params
 from .times import attach_time_gradients
 
-__all__ = ["GRADIENT_MODES", "Problem", "adjoint_solve", "checkpoint_solve",
+__all__ = ["GRADIENT_MODES", "Adjoint", "Problem", "adjoint_solve", "checkpoint_solve",
            "attach_time_gradients", "resolve_params", "FieldAudit", "unlisted_tensors"]

@@ -9,9 +9,37 @@ from torch import Tensor
 
 from ..solvers.integrate import IntegrationConfig, SolverStats
 
-__all__ = ["GRADIENT_MODES", "Problem", "resolve_params"]
+__all__ = ["GRADIENT_MODES", "Adjoint", "Problem", "resolve_params"]
 
 GRADIENT_MODES = ("autograd", "adjoint", "checkpoint")
+
+
+@dataclass(frozen=True)
+class Adjoint:
+    """``gradient="adjoint"`` with its own settings, as one object:
+    ``solve(..., gradient=Adjoint(rtol=1e-6, seminorm=True))``.
+
+    Args:
+        method: the backward solve's method (default: the forward one).
+        rtol, atol: the backward solve's tolerances (default: the forward ones).
+        step_size: the backward solve's fixed step.
+        seminorm: leave the parameter adjoints out of the backward error norm.
+        params: the tensors to differentiate besides the state (default: the field's
+            parameters).
+    """
+
+    method: Optional[object] = None
+    rtol: Optional[float] = None
+    atol: Optional[float] = None
+    step_size: Optional[float] = None
+    seminorm: bool = False
+    params: Optional[Sequence[Tensor]] = None
+
+    def solve_kwargs(self) -> dict:
+        """The equivalent ``adjoint_*`` keywords of :func:`graphode.solve`."""
+        return {"adjoint_method": self.method, "adjoint_rtol": self.rtol,
+                "adjoint_atol": self.atol, "adjoint_step_size": self.step_size,
+                "adjoint_seminorm": self.seminorm, "adjoint_params": self.params}
 
 
 @dataclass

@@ -8,7 +8,7 @@ from torch import Tensor
 from torch.nn import Module
 
 from ..api import _check_gradient_support, _check_positive, _check_tolerances, solve
-from ..gradients import GRADIENT_MODES
+from ..gradients import GRADIENT_MODES, Adjoint
 from ..solvers.base import Solver, resolve_method
 from ..solvers.compiled import compile_options
 from ..solvers.integrate import SolverStats
@@ -80,7 +80,9 @@ class GDEConv(Module):
             ``"checkpoint"``. All three differentiate ``x``, learned edge weights and the
             field's parameters exactly; a field that draws random numbers (dropout) trains
             with ``"checkpoint"`` (its draws are replayed) or ``"autograd"``, and is refused
-            under ``"adjoint"`` in training mode.
+            under ``"adjoint"`` in training mode. A :class:`~graphode.gradients.Adjoint`
+            object selects the adjoint with its own backward settings
+            (``Adjoint(method="rk4", step_size=0.05)``, ``Adjoint(rtol=1e-5)``, ...).
         adjoint_seminorm: leave parameter adjoints out of the backward error norm (saves
             backward steps; Kidger et al., 2021).
         t_eval: optional output times in ``t_span``; the layer then returns the states at
@@ -131,7 +133,7 @@ class GDEConv(Module):
                  t_span: Tuple[float, float] = (0.0, 1.0),
                  method: Union[str, Solver] = "dopri5",
                  rtol: float = 1e-3, atol: float = 1e-4, step_size: Optional[float] = None,
-                 gradient: str = "adjoint", adjoint_seminorm: bool = True,
+                 gradient: Union[str, Adjoint] = "adjoint", adjoint_seminorm: bool = True,
                  t_eval: Optional[Sequence[float]] = None, control: Optional[str] = None,
                  augment: int = 0, keep_augmented: bool = False, precompute: bool = True,
                  per_graph_steps: bool = False, validate: bool = True, **solver_kwargs):
@@ -157,6 +159,20 @@ class GDEConv(Module):
             raise ValueError(f"augment must be a non-negative int, got {augment!r}")
         self.augment, self.keep_augmented = augment, keep_augmented
         self.method, self.rtol, self.atol, self.step_size = method, rtol, atol, step_size
+        if isinstance(gradient, Adjoint):
+            # the adjoint's own settings become solve()'s keywords
+            if gradient.params is not None:
+                raise ValueError("GDEConv differentiates its own parameters (and learned edge "
+                                 "weights, control inputs): leave Adjoint(params=...) unset")
+            settings = {k: v for k, v in gradient.solve_kwargs().items()
+                        if v is not None and k not in ("adjoint_seminorm", "adjoint_params")}
+            twice = sorted(set(settings) & set(solver_kwargs))
+            if twice:
+                raise ValueError(f"{', '.join(twice)} given both as keywords and through "
+                                 f"gradient=Adjoint(...): set them on the Adjoint only")
+            solver_kwargs = {**solver_kwargs, **settings}
+            adjoint_seminorm = gradient.seminorm
+            gradient = "adjoint"
         self.gradient, self.adjoint_seminorm = gradient, adjoint_seminorm
         self.solver_kwargs = solver_kwargs
         self.per_graph_steps = per_graph_steps

@@ -45,6 +45,10 @@ class PIController:
     stabilised PI (``beta2 = 0.2/order``, ``beta1 = 1/order - 0.75 beta2``): 14 against 20
     for dopri5 on a Cora-sized GCN field at rtol 1e-3, at the same accuracy.
 
+    Passed to :func:`graphode.solve` as ``controller=``, the method's own order is used and
+    ``order`` may be left out (then ``beta1`` left unset means ``1/order`` of that method).
+    ``PIController(beta1=0.7 / 5, beta2=0.4 / 5)`` is Hairer's PI controller for dopri5.
+
     Args:
         order: order of the embedded error estimate plus one (5 for dopri5).
         safety: safety factor.
@@ -54,7 +58,7 @@ class PIController:
         min_step, max_step: bounds on ``|h|``; a step below ``min_step`` is an underflow.
     """
 
-    order: int
+    order: Optional[int] = None
     safety: float = 0.9
     ifactor: float = 10.0
     dfactor: float = 0.2
@@ -64,9 +68,11 @@ class PIController:
     max_step: float = math.inf
 
     def __post_init__(self) -> None:
+        if self.order is not None and (not isinstance(self.order, int) or self.order < 1):
+            raise ValueError(f"order must be a positive integer, got {self.order!r}")
         if self.beta2 is None:
             self.beta2 = 0.0
-        if self.beta1 is None:
+        if self.beta1 is None and self.order is not None:
             self.beta1 = 1.0 / self.order
         for name in ("safety", "ifactor", "dfactor"):
             value = getattr(self, name)
@@ -97,6 +103,7 @@ class PIController:
         elif math.isinf(ratio):
             factor = self.dfactor
         else:
+            assert self.order is not None, "the solver sets the method's order"
             factor = min(1.0, self.safety * ratio ** (-1.0 / self.order))
         factor = min(self.ifactor, max(self.dfactor, factor))
         return self.clip(h * factor)

@@ -521,7 +521,7 @@ class _Loop:
             stops = _stops(times, config, direction)
         dirk = self.dirk
         order = min(dirk.order, dirk.error_order or dirk.order) + 1
-        controller = replace_order(config.controller(), order)
+        controller = replace_order(config.controller(), order, config.beta1)
         t, y = times[0], self.y0
         f0 = self.start(t, y)
         if fixed:
@@ -603,9 +603,10 @@ class _Loop:
         return ys
 
 
-def replace_order(controller: Any, order: int) -> Any:
+def replace_order(controller: Any, order: int, beta1: Optional[float]) -> Any:
+    """The controller for the error estimate's ``order`` (the user's ``beta1`` kept)."""
     from dataclasses import replace
-    return replace(controller, order=order, beta1=None)
+    return replace(controller, order=order, beta1=beta1)
 
 
 def _register(name: str) -> None:

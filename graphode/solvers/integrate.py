@@ -208,8 +208,12 @@ class IntegrationConfig:
             return "linear"
         return "dense" if (self.interp == "auto" and has_dense) else "hermite"
 
+    def order(self) -> int:
+        """The order the step-size controller works with: the error estimate's plus one."""
+        return (self.tableau.error_order or self.tableau.order) + 1
+
     def controller(self) -> PIController:
-        return PIController(order=(self.tableau.error_order or self.tableau.order) + 1,
+        return PIController(order=self.order(),
                             safety=self.safety, ifactor=self.ifactor, dfactor=self.dfactor,
                             beta1=self.beta1, beta2=self.beta2, min_step=self.min_step,
                             max_step=self.max_step)
@@ -513,7 +517,7 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
     if config.first_step is not None:
         h = direction * abs(config.first_step)
     else:
-        h = initial_step_size(f, t, y, first, direction, controller.order, rtol, atol, norm)
+        h = initial_step_size(f, t, y, first, direction, config.order(), rtol, atol, norm)
         if not math.isfinite(h):  # y0 or f(t0, y0) holds a NaN or inf
             raise _non_finite("at the initial state,", t, h, ys=[])
     h = controller.clip(h)

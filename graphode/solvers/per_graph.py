@@ -101,7 +101,7 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
     batch, num_graphs = graph_index(batch, y0.size(0))
     rk = RungeKutta(config.tableau)
     controller = config.controller()
-    order = controller.order
+    order = config.order()
     # Resolved once per solve: the embedded error weights and the PI exponents.
     weights, beta1, beta2 = rk.e, controller.beta1, controller.beta2
     if weights is None or beta1 is None or beta2 is None:

@@ -58,3 +58,27 @@ def test_initial_step_is_signed_and_sized_by_the_derivative():
     assert initial_step_size(f, 0.0, y0, f(0.0, y0), -1.0, 5, 1e-6, 1e-9, None) == -h
     bad = torch.tensor([math.inf, 1.0], dtype=torch.float64)
     assert math.isnan(initial_step_size(f, 0.0, y0, bad, 1.0, 5, 1e-6, 1e-9, None))
+
+
+def test_a_controller_object_sets_the_pi_exponents_in_solve():
+    import graphode
+    from graphode.solvers import PIController
+
+    def f(t, y):
+        return torch.stack([y[1], -y[0] + 0.5 * torch.cos(3 * t) * y[1]])
+    y0 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    plain = graphode.solve(f, y0, [0.0, 10.0], method="dopri5", rtol=1e-8, atol=1e-10)
+    same = graphode.solve(f, y0, [0.0, 10.0], method="dopri5", rtol=1e-8, atol=1e-10,
+                          controller=PIController())
+    assert torch.equal(plain.ys, same.ys) and plain.stats.nfe == same.stats.nfe
+    pi = graphode.solve(f, y0, [0.0, 10.0], method="dopri5", rtol=1e-8, atol=1e-10,
+                        controller=PIController(beta1=0.7 / 5, beta2=0.4 / 5, safety=0.8))
+    assert pi.stats.n_accepted != plain.stats.n_accepted  # the PI exponents act
+    assert (pi.ys[-1] - plain.ys[-1]).abs().max().item() < 1e-6
+    capped = graphode.solve(f, y0, [0.0, 10.0], method="dopri5", rtol=1e-3, atol=1e-6,
+                            controller=PIController(max_step=0.1))
+    assert capped.stats.n_accepted >= 100
+    with pytest.raises(ValueError, match="safety given both"):
+        graphode.solve(f, y0, [0.0, 1.0], safety=0.5, controller=PIController())
+    with pytest.raises(TypeError, match="PIController"):
+        graphode.solve(f, y0, [0.0, 1.0], controller={"safety": 0.5})
