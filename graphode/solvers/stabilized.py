@@ -13,7 +13,9 @@ oscillatory stiffness (large imaginary parts) needs an implicit method.
 ``method="rkc"`` runs RKC throughout. ``method="auto"`` starts with dopri5, estimates the
 stiffness from its last two stages after every step (Hairer and Wanner, IV.2) and switches to
 RKC after 15 stiff steps, and back to dopri5 when RKC's stage count falls to two; the
-switches are recorded in ``SolverStats.switches`` as ``(t, method)``.
+switches are recorded in ``SolverStats.switches`` as ``(t, method)``. With
+``AutoSwitch(stiff_method="kvaerno5")`` (or another adaptive implicit method) the stiff
+stretches are solved implicitly instead, which also covers oscillatory stiffness.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from torch import Tensor
 
 from .base import Func, Solver, register
 from .controllers import error_ratio, initial_step_size, rms_norm
+from .implicit import _NewtonFailure
 from .interpolation import hermite, rk_dense
 from .rk import RungeKutta, combine
 from .tableaux import METHODS
@@ -170,23 +173,33 @@ class AutoSwitch(RKC):
 
     Args:
         stiff_after: consecutive dopri5 steps at the stability limit (``h rho > 3.25``)
-            before switching to RKC.
-        nonstiff_after: consecutive RKC steps with two stages before switching back.
+            before switching to the stiff method.
+        nonstiff_after: consecutive stiff steps that dopri5 could take as well (RKC with two
+            stages; an implicit step with ``h rho <= 3``) before switching back.
+        stiff_method: ``"rkc"`` (explicit, for spectra near the negative real axis, such as
+            diffusion) or an adaptive implicit method, ``"kvaerno5"``, ``"kvaerno3"`` or
+            ``"trbdf2"`` (any stiffness, oscillatory included, at the price of linear solves;
+            see :mod:`graphode.solvers.implicit`).
     """
 
     name = "auto"
-    options = RKC.options | {"stiff_after", "nonstiff_after"}
+    options = RKC.options | {"stiff_after", "nonstiff_after", "stiff_method"}
     start_stiff = False
     switching = True
 
     def __init__(self, max_stages: int = 200, rho_every: int = 25, safety_rho: float = 1.2,
-                 stiff_after: int = 15, nonstiff_after: int = 10):
+                 stiff_after: int = 15, nonstiff_after: int = 10, stiff_method: str = "rkc"):
         super().__init__(max_stages, rho_every, safety_rho)
+        from .implicit import DIRK_METHODS
+        valid = ["rkc"] + [m for m, tab in DIRK_METHODS.items() if tab.adaptive]
+        if stiff_method not in valid:
+            raise ValueError(f"stiff_method must be one of {valid}, got {stiff_method!r}")
         self.stiff_after, self.nonstiff_after = stiff_after, nonstiff_after
+        self.stiff_method = stiff_method
 
     def settings(self) -> Dict[str, Any]:
         return {**super().settings(), "stiff_after": self.stiff_after,
-                "nonstiff_after": self.nonstiff_after}
+                "nonstiff_after": self.nonstiff_after, "stiff_method": self.stiff_method}
 
 
 class _Loop:
@@ -201,6 +214,16 @@ class _Loop:
         self.controllers = {False: replace(base, order=5, beta1=None),
                             True: replace(base, order=3, beta1=None)}
         self.norm = config.norm or rms_norm
+        self.implicit = None
+        if getattr(solver, "stiff_method", "rkc") != "rkc":
+            from .implicit import Implicit
+            from .implicit import _Loop as ImplicitLoop
+            method = Implicit(solver.stiff_method)  # type: ignore[attr-defined]
+            self.implicit = ImplicitLoop(method, func, y0, times, config, stats)
+            error_order = method.dirk.error_order or method.dirk.order
+            self.controllers[True] = replace(base, order=min(method.dirk.order, error_order) + 1,
+                                             beta1=None)
+        self.stiff_name = "rkc" if self.implicit is None else solver.stiff_method  # type: ignore[attr-defined]
 
     def _stage_time(self, t: float, h: float, at_jump: bool) -> Callable[[int], Tensor]:
         from .integrate import _time_tensor
@@ -235,7 +258,7 @@ class _Loop:
                 raise _non_finite("at the initial state,", t, h, ys=[])
         h = controller.clip(h)
         stats.switches.append((t, solver.name if not solver.switching else
-                               ("rkc" if stiff else "dopri5")))
+                               (self.stiff_name if stiff else "dopri5")))
         rho: Optional[float] = None
         eigvec: Optional[Tensor] = None
         rho_age = 0
@@ -249,7 +272,7 @@ class _Loop:
                     self.func, _time_tensor(t, y), y, f0, eigvec, self.norm)
                 stats.nfe += count
                 rho, rho_age = solver.safety_rho * estimate, 0
-                if rho > 0:  # never ask for more stages than allowed
+                if rho > 0 and self.implicit is None:  # never ask for more stages than allowed
                     limit = stability_bound(solver.max_stages) / rho
                     h = math.copysign(min(abs(h), limit), h)
             landing = direction * (t + h * (1.0 + 1e-10) - stop) >= 0
@@ -268,7 +291,19 @@ class _Loop:
             attempts += 1
             if config.callbacks is not None:
                 config.callbacks("step", t, y, h)
-            if stiff:
+            if stiff and self.implicit is not None:
+                try:
+                    y1, f1, error = self.implicit.step(t, y, f0, h)
+                except _NewtonFailure:
+                    stats.n_rejected += 1
+                    h = controller.clip(0.25 * h)
+                    continue
+                assert error is not None and rho is not None
+                values = error_ratio(error.detach(), y.detach(), y1.detach(), rtol, atol,
+                                     config.norm).reshape(1)
+                s = 2 if abs(h) * rho <= 3.0 else 3  # "two stages": dopri5 would be stable
+                ks: List[Tensor] = []
+            elif stiff:
                 assert rho is not None
                 s = stages_for(abs(h) * rho, solver.max_stages)
                 y1 = rkc_step(self.func, lambda c, _t=t, _h=h: _time_tensor(_t + c * _h, self.y0),
@@ -278,7 +313,7 @@ class _Loop:
                 f1 = self.f(t + h, y1, toward=t if landing and is_jump else None)
                 err = (y - y1).mul_(0.8).add_(f0 + f1, alpha=0.4 * h)
                 values = error_ratio(err, y, y1, rtol, atol, config.norm).reshape(1)
-                ks: List[Tensor] = []
+                ks = []
             else:
                 y1, error, ks = self.rk.step(self.func, self._stage_time(t, h, landing and is_jump), y,
                                              f0, h)
@@ -317,7 +352,7 @@ class _Loop:
                     if stiff_steps >= solver.stiff_after:  # type: ignore[attr-defined]
                         stiff, rho, eigvec, stiff_steps, nonstiff_steps = (
                             True, None, ks[-1] - ks[-2], 0, 0)
-                        stats.switches.append((t1, "rkc"))
+                        stats.switches.append((t1, self.stiff_name))
                 elif stiff:
                     rho_age += 1
                     if solver.switching:

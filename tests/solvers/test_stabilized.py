@@ -148,3 +148,58 @@ def test_rkc_options_and_refusals():
     with pytest.raises(ValueError, match="per_graph"):
         solve(lambda t, y: -y, torch.ones(2, 1), [0.0, 1.0], method="rkc",
               per_graph=torch.zeros(2, dtype=torch.long))
+
+
+def _oscillatory_stiff(t, y):
+    # fast modes at -1e4 +- 1e4 i (far from RKC's thin strip along the real axis), a slow one
+    b = torch.tensor([[-1e4, 1e4], [-1e4, -1e4]], dtype=DT)
+    fast = y[:2] @ b.T + torch.stack([torch.cos(t), torch.sin(t)]) * 1e4
+    return torch.cat([fast, -y[2:] + torch.sin(t)])
+
+
+def test_auto_with_an_implicit_stiff_method_handles_oscillatory_stiffness():
+    y0 = torch.tensor([1.0, 0.0, 1.0, 0.5], dtype=DT)
+    ref = solve(_oscillatory_stiff, y0, [0.0, 1.0], method="kvaerno5", rtol=1e-10,
+                atol=1e-12).ys[-1]
+    kw = dict(rtol=1e-6, atol=1e-8, max_steps=10 ** 6)
+    implicit = solve(_oscillatory_stiff, y0, [0.0, 1.0],
+                     method=AutoSwitch(stiff_method="kvaerno5"), **kw)
+    rkc = solve(_oscillatory_stiff, y0, [0.0, 1.0], method="auto", **kw)
+    assert [m for _, m in implicit.stats.switches] == ["dopri5", "kvaerno5"]
+    assert (implicit.ys[-1] - ref).abs().max().item() < 1e-5
+    assert implicit.stats.nfe * 10 < rkc.stats.nfe  # measured on [0, 5]: 1,595 against 101,065
+
+
+@pytest.mark.parametrize("stiff_method", ["kvaerno5", "trbdf2"])
+def test_auto_switches_to_an_implicit_method_and_back(stiff_method):
+    Heat, x0, _ = _heat_problem(rate=2000.0, n=30)
+
+    class Fading(torch.nn.Module):  # stiff until t = 0.5, then mild
+        def __init__(self):
+            super().__init__()
+            self.heat = Heat()
+
+        def forward(self, t, x):
+            return self.heat(t, x) * torch.where(t < 0.5, 1.0, 1e-4)
+    sol = solve(Fading(), x0, [0.0, 3.0],
+                method=AutoSwitch(stiff_method=stiff_method, nonstiff_after=3),
+                rtol=1e-6, atol=1e-9, jump_t=[0.5], max_steps=10 ** 5)
+    names = [m for _, m in sol.stats.switches]
+    assert names[:2] == ["dopri5", stiff_method] and names[-1] == "dopri5"
+    with pytest.raises(ValueError, match="stiff_method"):
+        AutoSwitch(stiff_method="kvaerno4")
+
+
+def test_gradients_through_auto_with_an_implicit_stiff_method():
+    Heat, x0, _ = _heat_problem(rate=3000.0, n=30)
+    field = Heat()
+    y0 = x0.clone().requires_grad_(True)
+    weights = torch.randn(x0.shape, dtype=DT, generator=torch.Generator().manual_seed(1))
+    sol = solve(field, y0, [0.0, 0.05], method=AutoSwitch(stiff_method="kvaerno5", stiff_after=5),
+                rtol=1e-9, atol=1e-11, max_steps=10 ** 5)
+    assert "kvaerno5" in [m for _, m in sol.stats.switches]
+    (got,) = torch.autograd.grad((sol.ys[-1] * weights).sum(), y0)
+    ref = solve(field, y0, [0.0, 0.05], method="dopri5", rtol=1e-11, atol=1e-13,
+                max_steps=10 ** 5).ys[-1]
+    (want,) = torch.autograd.grad((ref * weights).sum(), y0)
+    assert ((got - want).norm() / want.norm()).item() < 1e-6
