@@ -23,7 +23,7 @@ from torch import Tensor
 from ..gradients.audit import unlisted_tensors
 from .brownian import BrownianMotion, step_grid
 from .methods import DEFAULTS, METHODS, Method
-from .terms import Terms
+from .terms import LogqpSDE, PaddedBrownian, Terms
 
 Times = Union[Tensor, Sequence[float]]
 GRADIENTS = ("autograd", "checkpoint", "adjoint")
@@ -248,7 +248,7 @@ def sdeint(sde: Any, y0: Tensor, ts: Times, bm: Any = None, method: Optional[str
            extra_solver_state: Any = None, *, gradient: str = "autograd",
            adjoint_params: Optional[Sequence[Tensor]] = None,
            entropy: Union[int, Sequence[int], Tensor, None] = None,
-           batch: Optional[Tensor] = None) -> Tensor:
+           batch: Optional[Tensor] = None) -> Any:
     """Solve ``dy = f(t, y) dt + g(t, y) dW`` from ``y(ts[0]) = y0``; returns the states at
     ``ts``, shape ``(len(ts), *y0.shape)``. torchsde's signature and semantics, on states of
     any shape (node features ``(N, C)`` included).
@@ -273,8 +273,13 @@ def sdeint(sde: Any, y0: Tensor, ts: Times, bm: Any = None, method: Optional[str
             retried on the same Brownian path.
         options: ``{"grad_free": True}`` for Milstein without the derivative of ``g``.
         names: rename the SDE's methods, e.g. ``{"drift": "f_mean", "diffusion": "g_std"}``.
-        logqp, extra, extra_solver_state: torchsde's latent-SDE and solver-state outputs;
-            not supported yet, and refused.
+        logqp: also return the log-ratio of a latent SDE (torchsde's): the SDE needs the prior
+            drift ``h(t, y)``; the result is ``(ys, log_ratio)`` with ``log_ratio`` of shape
+            ``(len(ts) - 1, rows)``, the integral of ``0.5 |u|^2`` (``g u = f - h``) between
+            consecutive output times, per row of ``y0``, integrated with the solve's method
+            (every gradient mode).
+        extra, extra_solver_state: torchsde's solver-state output; not supported yet, and
+            refused.
         gradient: ``"autograd"``, ``"checkpoint"`` (exact, one stored state per step, no
             graph) or ``"adjoint"`` (see :func:`sdeint_adjoint`).
         adjoint_params: the tensors the ``"checkpoint"``/``"adjoint"`` modes differentiate
@@ -283,9 +288,9 @@ def sdeint(sde: Any, y0: Tensor, ts: Times, bm: Any = None, method: Optional[str
         batch: graph index of every row of ``y0`` (PyG's ``batch``): each graph gets its own
             path, so a graph's sample does not depend on its batch mates.
     """
-    if logqp or extra or extra_solver_state is not None:
-        raise ValueError("sdeint: logqp, extra and extra_solver_state are not supported yet; "
-                         "leave them at their defaults")
+    if extra or extra_solver_state is not None:
+        raise ValueError("sdeint: extra and extra_solver_state are not supported yet; leave "
+                         "them at their defaults")
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
     if not isinstance(y0, Tensor) or not y0.is_floating_point() or y0.dim() < 1:
@@ -300,7 +305,7 @@ def sdeint(sde: Any, y0: Tensor, ts: Times, bm: Any = None, method: Optional[str
     bm_shape = getattr(bm, "shape", None) if bm is not None else None
     m = terms.check(t0, y0, bm_shape)
     if len(times) == 1:
-        return y0.unsqueeze(0)
+        return (y0.unsqueeze(0), y0.new_zeros(0, y0.size(0))) if logqp else y0.unsqueeze(0)
     if adaptive and solver.init(terms, times[0], y0.detach()):
         raise ValueError(f"method {solver.name!r} keeps a state between steps and runs with "
                          f"fixed steps only (adaptive=False)")
@@ -313,12 +318,21 @@ def sdeint(sde: Any, y0: Tensor, ts: Times, bm: Any = None, method: Optional[str
     elif entropy is not None or batch is not None:
         raise ValueError("entropy and batch build the default Brownian motion; with bm= given, "
                          "pass them to BrownianMotion instead")
+    shape = tuple(y0.shape)
+    if logqp:
+        # torchsde's latent-SDE penalty: one more state column integrated by the same method
+        rows = y0.size(0)
+        sde = LogqpSDE(terms, shape)
+        if terms.noise_type == "diagonal":
+            bm = PaddedBrownian(bm, rows)
+        terms = Terms(sde)
+        y0 = torch.cat([y0.reshape(rows, -1), y0.new_zeros(rows, 1)], dim=1)
     plan = _Plan(terms, solver, bm, times, grid, _output_map(grid, times) if grid else [],
                  adaptive=dict(dt=dt, rtol=rtol, atol=atol, dt_min=dt_min,
                                order=_ORDER.get(solver.name, 0.5)) if adaptive else None)
     if gradient == "autograd":
         ys, _ = _run(plan, y0)
-        return ys
+        return _split_logqp(ys, shape) if logqp else ys
     if gradient == "adjoint" and solver.name != "reversible_heun":
         raise ValueError(f"gradient='adjoint' uses reversible Heun's exact adjoint: solve with "
                          f"method='reversible_heun' (Stratonovich), or use "
@@ -327,7 +341,17 @@ def sdeint(sde: Any, y0: Tensor, ts: Times, bm: Any = None, method: Optional[str
     if gradient == "adjoint" and adaptive:
         raise ValueError("gradient='adjoint' runs with fixed steps (adaptive=False)")
     plan.params = _adjoint_params(sde, adjoint_params, terms, t0, y0)
-    return _StepwiseGradient.apply(plan, gradient, y0, *plan.params)
+    ys = _StepwiseGradient.apply(plan, gradient, y0, *plan.params)
+    return _split_logqp(ys, shape) if logqp else ys
+
+
+def _split_logqp(ys: Tensor, shape: Tuple[int, ...]) -> Tuple[Tensor, Tensor]:
+    """``(ys, log_ratio_increments)`` from the augmented solution, as torchsde returns them:
+    the states in their own shape, and the log-ratio gained between consecutive output times,
+    shape ``(len(ts) - 1, rows)``."""
+    states = ys[..., :-1].reshape(ys.size(0), *shape)
+    log_ratio = ys[..., -1]
+    return states, log_ratio[1:] - log_ratio[:-1]
 
 
 _ORDER = {"euler": 0.5, "milstein": 1.0, "srk": 1.5, "euler_heun": 0.5, "heun": 0.5,
@@ -367,7 +391,7 @@ def sdeint_adjoint(sde: Any, y0: Tensor, ts: Times, bm: Any = None,
                    adjoint_options: Optional[Dict[str, Any]] = None,
                    adjoint_params: Optional[Sequence[Tensor]] = None,
                    names: Optional[Dict[str, str]] = None, logqp: bool = False,
-                   extra: bool = False, extra_solver_state: Any = None, **kwargs: Any) -> Tensor:
+                   extra: bool = False, extra_solver_state: Any = None, **kwargs: Any) -> Any:
     """torchsde's ``sdeint_adjoint``: memory flat in the number of steps. graphode's stochastic
     adjoint is reversible Heun's (``method="reversible_heun"``,
     ``adjoint_method="adjoint_reversible_heun"``), whose gradients equal autograd's up to

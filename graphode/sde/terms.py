@@ -101,3 +101,74 @@ class Terms:
 
 def _shape(x: Any) -> str:
     return str(tuple(x.shape)) if isinstance(x, Tensor) else type(x).__name__
+
+
+class LogqpSDE(torch.nn.Module):
+    """The SDE augmented with the log-ratio of a latent SDE (torchsde's ``logqp``): on the
+    flattened state ``z = [y, L]`` of shape ``(rows, D + 1)``,
+
+        dL = 0.5 |u|^2 dt,  g u = f - h
+
+    (``u = (f - h) / g`` for diagonal noise, the pseudo-inverse otherwise), where ``h`` is the
+    prior drift; ``L`` has no noise. Integrated with the solver's own method, as torchsde
+    integrates it. ``shape`` is the original state's."""
+
+    def __init__(self, terms: "Terms", shape: Tuple[int, ...]):
+        super().__init__()
+        if terms.h is None:
+            raise ValueError("logqp=True needs the prior drift: give the SDE a method h(t, y) "
+                             "(or name it with names={'prior_drift': ...})")
+        if terms.noise_type != "diagonal" and len(shape) != 2:
+            raise ValueError(f"logqp with {terms.noise_type} noise needs a state of shape "
+                             f"(rows, channels), got {tuple(shape)}: each row has one Brownian "
+                             f"motion of m columns (diagonal noise takes any shape)")
+        self.terms, self.shape, self.prior = terms, tuple(shape), terms.h
+        self.noise_type, self.sde_type = terms.noise_type, terms.sde_type
+        if isinstance(terms.sde, torch.nn.Module):
+            self.inner = terms.sde  # its parameters are this module's
+
+    def _state(self, z: Tensor) -> Tensor:
+        return z[:, :-1].reshape(self.shape)
+
+    def f(self, t: Tensor, z: Tensor) -> Tensor:
+        y = self._state(z)
+        f, g, h = self.terms.f(t, y), self.terms.g(t, y), self.prior(t, y)
+        rows = z.size(0)
+        if self.noise_type == "diagonal":
+            tiny = torch.finfo(g.dtype).tiny
+            safe = torch.where(g.abs() < tiny, torch.full_like(g, tiny), g)
+            u = ((f - h) / safe).reshape(rows, -1)
+        else:
+            gm = g.reshape(rows, -1, g.size(-1))
+            u = (torch.linalg.pinv(gm) @ (f - h).reshape(rows, -1, 1)).squeeze(-1)
+        return torch.cat([f.reshape(rows, -1), 0.5 * u.square().sum(1, keepdim=True)], dim=1)
+
+    def g(self, t: Tensor, z: Tensor) -> Tensor:
+        g = self.terms.g(t, self._state(z))
+        rows = z.size(0)
+        if self.noise_type == "diagonal":
+            return torch.cat([g.reshape(rows, -1), g.new_zeros(rows, 1)], dim=1)
+        gm = g.reshape(rows, -1, g.size(-1))
+        return torch.cat([gm, gm.new_zeros(rows, 1, gm.size(-1))], dim=1)
+
+
+class PaddedBrownian:
+    """A diagonal-noise Brownian motion with one more, unused, column (the log-ratio's): the
+    path of the state's own columns is unchanged."""
+
+    def __init__(self, bm: Any, rows: int):
+        self.bm, self.rows = bm, rows
+        shape = getattr(bm, "shape", None)
+        self.shape = None if shape is None else (rows, int(torch.Size(shape).numel()) // rows + 1)
+
+    def _pad(self, w: Optional[Tensor]) -> Optional[Tensor]:
+        if w is None:
+            return None
+        w = w.reshape(self.rows, -1)
+        return torch.cat([w, w.new_zeros(self.rows, 1)], dim=1)
+
+    def __call__(self, ta: Any, tb: Any = None, return_U: bool = False) -> Any:
+        if return_U:
+            w, u = self.bm(ta, tb, return_U=True)
+            return self._pad(w), self._pad(u)
+        return self._pad(self.bm(ta, tb))

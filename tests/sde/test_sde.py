@@ -373,3 +373,79 @@ def test_milstein_without_derivatives_is_first_order_too():
               for dt in dts]
     assert abs(_fit(dts, errors) - 1.0) <= 0.15
     assert math.isfinite(errors[-1])
+
+
+class _Latent(torch.nn.Module):
+    """A posterior drift f, a prior drift h and a diffusion g, for logqp."""
+
+    def __init__(self, sde_type="ito", noise_type="diagonal"):
+        super().__init__()
+        self.sde_type, self.noise_type = sde_type, noise_type
+        self.a = torch.nn.Parameter(torch.tensor(0.7, dtype=torch.float64))
+
+    def f(self, t, y):
+        return -self.a * y + torch.sin(t)
+
+    def h(self, t, y):
+        return -y
+
+    def g(self, t, y):
+        g = 0.3 * torch.cos(y) + 0.5
+        return g if self.noise_type == "diagonal" else torch.stack([g, 0.2 * g], dim=-1)
+
+
+class _FirstColumns:
+    """torchsde's Brownian path on (rows, d + 1) seen on its first d columns."""
+
+    def __init__(self, bm, d):
+        self.bm, self.d, self.shape = bm, d, (bm.shape[0], d)
+
+    def __call__(self, ta, tb=None, return_U=False):
+        if return_U:
+            w, u = self.bm(ta, tb, return_U=True)
+            return w[:, :self.d], u[:, :self.d]
+        return self.bm(ta, tb)[:, :self.d]
+
+
+@pytest.mark.parametrize("method", ["euler", "milstein", "srk"])
+def test_logqp_equals_torchsde_on_the_same_path(method):
+    rows, d = 5, 3
+    y0 = torch.randn(rows, d, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ts = torch.linspace(0.0, 1.0, 5, dtype=torch.float64)
+    sde = _Latent()
+    bm = torchsde.BrownianInterval(0.0, 1.0, (rows, d + 1), dtype=torch.float64, entropy=1,
+                                   levy_area_approximation="space-time" if method == "srk"
+                                   else "none")
+    ys_t, lr_t = torchsde.sdeint(sde, y0, ts, bm=bm, method=method, dt=0.01, logqp=True)
+    ys_g, lr_g = sdeint(sde, y0, ts, bm=_FirstColumns(bm, d), method=method, dt=0.01, logqp=True)
+    assert lr_g.shape == (4, rows)
+    assert (ys_t - ys_g).abs().max().item() < 1e-12
+    assert (lr_t - lr_g).abs().max().item() < 1e-12
+
+
+def test_logqp_with_general_noise_node_features_and_every_gradient_mode():
+    y0 = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ts = [0.0, 0.5, 1.0]
+    sde = _Latent(noise_type="general")
+    with pytest.raises(ValueError, match="rows, channels"):
+        sdeint(sde, y0.view(6, 3, 1), ts, method="euler", dt=0.05, logqp=True)
+    # with f = h the penalty vanishes
+    same = _Latent(noise_type="general")
+    same.f = same.h
+    _, zero = sdeint(same, y0, ts, method="euler", dt=0.05, logqp=True, entropy=0)
+    assert zero.abs().max().item() < 1e-12
+    grads = {}
+    for gradient in ("autograd", "checkpoint"):
+        ys, lr = sdeint(sde, y0, ts, method="euler", dt=0.05, logqp=True, entropy=3,
+                        gradient=gradient)
+        assert ys.shape == (3, 6, 3) and lr.shape == (2, 6) and bool((lr > 0).all())
+        grads[gradient] = torch.autograd.grad(lr.sum() + ys.square().sum(), sde.a)[0]
+    assert grads["checkpoint"].item() == pytest.approx(grads["autograd"].item(), rel=1e-10)
+    strat = _Latent(sde_type="stratonovich")
+    x0 = y0.view(3, 2, 3)  # diagonal noise: node features of any shape
+    for gradient in ("autograd", "adjoint"):
+        ys, lr = sdeint(strat, x0, ts, method="reversible_heun", dt=0.05, logqp=True, entropy=4,
+                        gradient=gradient)
+        assert lr.shape == (2, 3)
+        grads[gradient] = torch.autograd.grad(lr.sum() + ys.square().sum(), strat.a)[0]
+    assert grads["adjoint"].item() == pytest.approx(grads["autograd"].item(), rel=1e-8)
