@@ -78,8 +78,8 @@ def sdeint_jump(sde: Any, y0: Tensor, ts: Any, *, jump: Callable[[Tensor, Tensor
         jump_times: given jumps, ``[(t, rows), ...]`` with ``t`` inside ``(ts[0], ts[-1])``,
             in place of sampled ones (observed events).
         bm: the Brownian motion (default: a :class:`BrownianMotion` from ``entropy``).
-        method, dt, kwargs: for :func:`sdeint` (further keywords) (``gradient``, ``names``, ``options``, ...;
-            fixed steps: ``adaptive`` is not taken).
+        method, dt, kwargs: for :func:`sdeint` (further keywords: ``gradient``, ``names``,
+            ``options``, ...; fixed steps, so ``adaptive`` is not taken).
         entropy: the seed of the jump times and of the default Brownian motion.
     """
     if kwargs.get("adaptive"):
