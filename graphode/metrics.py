@@ -1,4 +1,6 @@
-"""Masked forecasting metrics: zeros in the target are missing values and are left out."""
+"""Masked forecasting metrics (zeros in the target are missing values and are left out), and
+the uncertainty metrics of probabilistic models: calibration error, AUROC, CRPS and interval
+coverage."""
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -7,7 +9,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["masked_mae", "masked_mse", "masked_huber", "masked_rmse", "masked_mape",
-           "forecast_metrics"]
+           "forecast_metrics", "expected_calibration_error", "auroc", "crps_ensemble",
+           "interval_coverage"]
 
 
 def _mask(target: Tensor, missing: Optional[float]) -> Tensor:
@@ -74,3 +77,77 @@ def forecast_metrics(pred: Tensor, target: Tensor, steps=(3, 6, 9, 12),
                     "rmse": float(masked_rmse(p, t, missing)),
                     "mape": float(masked_mape(p, t, missing))}
     return out
+
+
+# --------------------------------------------------------------------------- uncertainty
+def expected_calibration_error(probs: Tensor, labels: Tensor, bins: int = 15) -> Tensor:
+    """Expected calibration error (Guo et al., 2017): the predictions are grouped into
+    ``bins`` equal-width bins of confidence (the largest class probability); the error is the
+    mean over predictions of ``|accuracy - confidence|`` of their bin.
+
+    Args:
+        probs: class probabilities, shape ``(n, classes)``.
+        labels: true classes, shape ``(n,)``.
+    """
+    if probs.dim() != 2 or labels.shape != probs.shape[:1]:
+        raise ValueError(f"probs must be (n, classes) and labels (n,), got {tuple(probs.shape)} "
+                         f"and {tuple(labels.shape)}")
+    confidence, pred = probs.max(dim=1)
+    correct = (pred == labels).to(probs.dtype)
+    which = (confidence * bins).long().clamp(max=bins - 1)
+    count = torch.zeros(bins, dtype=probs.dtype, device=probs.device).index_add_(
+        0, which, torch.ones_like(confidence))
+    conf_sum = torch.zeros_like(count).index_add_(0, which, confidence)
+    acc_sum = torch.zeros_like(count).index_add_(0, which, correct)
+    return (acc_sum - conf_sum).abs().sum() / max(probs.size(0), 1)
+
+
+def auroc(scores: Tensor, positive: Tensor) -> Tensor:
+    """Area under the ROC curve of ``scores`` for telling ``positive`` (bool) entries from the
+    rest: the probability that a random positive scores above a random negative, ties
+    counting half (the Mann-Whitney statistic, with average ranks)."""
+    scores, positive = scores.reshape(-1), positive.reshape(-1).bool()
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("auroc needs at least one positive and one negative entry")
+    order = torch.argsort(scores)
+    sorted_scores = scores[order]
+    ranks = torch.empty_like(scores, dtype=torch.float64)
+    ranks[order] = torch.arange(1, scores.numel() + 1, dtype=torch.float64, device=scores.device)
+    # average ranks over ties
+    _, inverse, counts = torch.unique_consecutive(sorted_scores, return_inverse=True,
+                                                  return_counts=True)
+    ends = torch.cumsum(counts, 0).to(torch.float64)
+    mean_rank = ends - (counts.to(torch.float64) - 1) / 2
+    ranks[order] = mean_rank[inverse]
+    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
+
+
+def crps_ensemble(samples: Tensor, target: Tensor) -> Tensor:
+    """Mean continuous ranked probability score of a sample forecast: ``E|X - y| - 0.5
+    E|X - X'|`` per entry, from ``samples`` of shape ``(S, *target.shape)`` (the unbiased
+    pairwise term, over distinct pairs), averaged over the entries."""
+    if samples.shape[1:] != target.shape or samples.size(0) < 2:
+        raise ValueError(f"samples must be (S >= 2, *target.shape), got {tuple(samples.shape)} "
+                         f"for a target of {tuple(target.shape)}")
+    s = samples.size(0)
+    skill = (samples - target).abs().mean(0)
+    ordered, _ = samples.sort(dim=0)
+    # sum over pairs |x_i - x_j| = 2 sum_k (2k - s + 1) x_(k) for sorted samples (k from 0)
+    weights = (2 * torch.arange(s, device=samples.device, dtype=samples.dtype) - s + 1)
+    pairs = 2 * (weights.view(-1, *([1] * target.dim())) * ordered).sum(0)
+    spread = pairs / (s * (s - 1))
+    return (skill - 0.5 * spread).mean()
+
+
+def interval_coverage(samples: Tensor, target: Tensor, level: float) -> Dict[str, Tensor]:
+    """Coverage and mean width of the central ``level`` interval of a sample forecast (the
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` sample quantiles, per entry)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=samples.dtype,
+                     device=samples.device)
+    lo, hi = torch.quantile(samples, q, dim=0)
+    inside = ((target >= lo) & (target <= hi)).to(samples.dtype)
+    return {"coverage": inside.mean(), "width": (hi - lo).mean()}

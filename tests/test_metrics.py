@@ -41,3 +41,53 @@ def test_pooled_horizons_score_every_step_up_to_each():
     m = forecast_metrics(pred, target, steps=(1, 2), interval=5.0, pooled=True)
     assert m["5min"] == forecast_metrics(pred, target, steps=(1,), interval=5.0)["5min"]
     assert m["10min"] == pytest.approx({"mae": 5 / 3, "rmse": (13 / 3) ** 0.5, "mape": 0.5 / 3})
+
+
+def test_expected_calibration_error_by_hand():
+    import torch
+
+    from graphode.metrics import expected_calibration_error
+    probs = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]], dtype=torch.float64)
+    labels = torch.tensor([0, 1, 1, 1])
+    # bins of width 0.5 (2 bins): all four confidences (0.9, 0.8, 0.7, 0.6) fall in the upper
+    # bin: accuracy 3/4, mean confidence 0.75 -> ECE 0
+    assert expected_calibration_error(probs, labels, bins=2).item() == pytest.approx(0.0)
+    # ten bins: {0.9: right}, {0.8: wrong}, {0.7: right}, {0.6: right}
+    want = (abs(1 - 0.9) + abs(0 - 0.8) + abs(1 - 0.7) + abs(1 - 0.6)) / 4
+    assert expected_calibration_error(probs, labels, bins=10).item() == pytest.approx(want)
+
+
+def test_auroc_against_the_pair_count():
+    import torch
+
+    from graphode.metrics import auroc
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 5, (60,), generator=g).double()  # many ties
+    positive = torch.rand(60, generator=g) < 0.4
+    pos, neg = scores[positive], scores[~positive]
+    pairs = (pos[:, None] > neg[None, :]).double() + 0.5 * (pos[:, None] == neg[None, :]).double()
+    assert auroc(scores, positive).item() == pytest.approx(pairs.mean().item(), abs=1e-12)
+    assert auroc(torch.tensor([0.1, 0.9]), torch.tensor([False, True])).item() == 1.0
+    with pytest.raises(ValueError, match="positive"):
+        auroc(torch.tensor([0.1, 0.9]), torch.tensor([False, False]))
+
+
+def test_crps_and_interval_coverage():
+    import torch
+
+    from graphode.metrics import crps_ensemble, interval_coverage
+    g = torch.Generator().manual_seed(1)
+    samples = torch.randn(7, 5, 3, generator=g, dtype=torch.float64)
+    target = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    skill = (samples - target).abs().mean(0)
+    spread = (samples[:, None] - samples[None, :]).abs().sum((0, 1)) / (7 * 6)
+    assert crps_ensemble(samples, target).item() == pytest.approx(
+        (skill - 0.5 * spread).mean().item(), abs=1e-12)
+    # a standard normal forecast of standard normal data: CRPS -> 1/sqrt(pi) and the 90%
+    # interval covers 90% of the points
+    many = torch.randn(2000, 4000, generator=g, dtype=torch.float64)
+    truth = torch.randn(4000, generator=g, dtype=torch.float64)
+    assert crps_ensemble(many, truth).item() == pytest.approx(1 / math.sqrt(math.pi), abs=0.02)
+    cover = interval_coverage(many, truth, 0.9)
+    assert cover["coverage"].item() == pytest.approx(0.9, abs=0.015)
+    assert cover["width"].item() == pytest.approx(2 * 1.6449, abs=0.02)
