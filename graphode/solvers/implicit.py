@@ -510,7 +510,7 @@ class _Loop:
 
     # ---------------------------------------------------------------- the loop
     def run(self) -> List[Tensor]:
-        from .integrate import SolveError, _emit, _non_finite, _stops, grid_of
+        from .integrate import SolveError, _emit, _non_finite, _stops, check_step, grid_of
         solver, config, stats, times = self.solver, self.config, self.stats, self.times
         direction = math.copysign(1.0, times[-1] - times[0])
         fixed = config.fixed
@@ -541,16 +541,8 @@ class _Loop:
             landing = fixed or direction * (t + h * (1.0 + 1e-10) - stop) >= 0
             if landing:
                 h = stop - t
-            if not math.isfinite(h) or abs(h) < controller.min_step or t + h == t:
-                raise SolveError(
-                    f"step size underflow at t={t:.6g} with method={solver.name!r}: the "
-                    f"controller asked for a step of {h:.3g}; loosen rtol/atol or check the "
-                    f"field", t, h, ys)
-            if attempts >= config.max_steps:
-                raise SolveError(
-                    f"max_steps={config.max_steps} exceeded at t={t:.6g} (step size {h:.3g}, "
-                    f"{stats.n_accepted} accepted, {stats.n_rejected} rejected) before reaching "
-                    f"t={times[-1]:.6g}: raise max_steps or loosen rtol/atol", t, h, ys)
+            check_step(t, h, controller.min_step, attempts, config, stats, times[-1], ys,
+                       repr(solver.name))
             attempts += 1
             if config.callbacks is not None:
                 config.callbacks("step", t, y, h)

@@ -249,6 +249,21 @@ def _time_tensor(t: float, like: Tensor, toward: Optional[float] = None) -> Tens
     return out
 
 
+def check_step(t: float, h: float, min_step: float, attempts: int, config: "IntegrationConfig",
+               stats: SolverStats, end: float, ys: Sequence[Tensor], method: str) -> None:
+    """Raise :class:`SolveError` for a step-size underflow or too many steps (the solver
+    loops' shared guard; ``method`` names what was stepping)."""
+    if not math.isfinite(h) or abs(h) < min_step or t + h == t:
+        raise SolveError(
+            f"step size underflow at t={t:.6g} with method={method}: the controller asked "
+            f"for a step of {h:.3g}; loosen rtol/atol or check the field", t, h, ys)
+    if attempts >= config.max_steps:
+        raise SolveError(
+            f"max_steps={config.max_steps} exceeded at t={t:.6g} (step size {h:.3g}, "
+            f"{stats.n_accepted} accepted, {stats.n_rejected} rejected) before reaching "
+            f"t={end:.6g}: raise max_steps or loosen rtol/atol", t, h, ys)
+
+
 def _non_finite(where: str, t: float, h: float, ys: Sequence[Tensor]) -> SolveError:
     return SolveError(
         f"the state or its derivative became non-finite (NaN or inf) {where} t={t:.6g} with "

@@ -246,6 +246,8 @@ def test_refusals_and_failures_are_explained():
     with pytest.raises(ValueError, match="unknown implicit method"):
         Implicit("radau")
     assert Implicit("kvaerno3").configure(max_newton=3).max_newton == 3
+    with pytest.raises(SolveError, match="max_steps=3 exceeded at t="):
+        solve(_rotating, Y0, [0.0, 2.0], method="kvaerno5", rtol=1e-10, atol=1e-12, max_steps=3)
     # a stage equation without a solution (y = 1 + h y^2 with a large h) fails on a fixed grid
     with pytest.raises(SolveError, match="Newton"):
         solve(lambda t, y: y ** 2 + 10.0, torch.ones(1, dtype=DT), [0.0, 1.0],
