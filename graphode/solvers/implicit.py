@@ -339,8 +339,6 @@ class _Loop:
         self.implicit = self.implicit_part(func)
         source = getattr(self.implicit, "jacobian_operator", None)
         self.operator = source if (solver.use_operator and callable(source)) else None
-        self.newton_iterations = 0
-        self.failures = 0
 
     def implicit_part(self, func: Func) -> Func:
         """The part of the field the stages treat implicitly (all of it here)."""
@@ -397,13 +395,13 @@ class _Loop:
     # ---------------------------------------------------------------- one stage
     def stage(self, t: float, base: Tensor, hg: float, guess: Tensor, scale: Tensor
               ) -> Tuple[Tensor, Tensor]:
-        """Solve ``Z = base + hg f(t, Z)``; returns ``(Z, f(t, Z))`` attached to autograd."""
+        """Solve ``Z = base + hg f(t, Z)``; returns ``(Z, k)``, ``k = (Z - base) / hg`` (which
+        is ``f(t, Z)`` to the solve's tolerance), attached to autograd."""
         solver = self.solver
         weighted = lambda v: self.norm(v / scale)  # noqa: E731
         with torch.no_grad():
             z, previous = guess.detach(), math.inf
             for _ in range(solver.max_newton):
-                self.newton_iterations += 1
                 fz = self.fi(t, z)
                 residual = z - base.detach() - hg * fz
                 jac = self._jacobian(t, z, fz, scale)
@@ -549,7 +547,6 @@ class _Loop:
             try:
                 y1, f1, error = self.step(t, y, f0, h)
             except _NewtonFailure as failure:
-                self.failures += 1
                 if fixed:
                     raise SolveError(f"{failure} with method={solver.name!r} on a fixed step of "
                                      f"{h:.3g}: use a smaller step_size, or raise max_newton",
