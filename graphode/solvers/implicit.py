@@ -409,9 +409,14 @@ class _Loop:
                 precondition = (None if jac.diagonal is None or not solver.precondition
                                 else 1.0 / (1.0 - hg * jac.diagonal))
                 tol = lambda r: weighted(r) / solver.krylov_tol  # noqa: E731
-                delta, _ = self._linear_solve(apply, -residual, jac.symmetric, tol, precondition)
+                delta, converged = self._linear_solve(apply, -residual, jac.symmetric, tol,
+                                                      precondition)
                 z = z + delta
                 if jac.linear:
+                    if not converged:  # the one solve is the stage: it must have converged
+                        raise _NewtonFailure(
+                            f"the linear stage solve did not converge in max_krylov="
+                            f"{solver.max_krylov} products at t={t:.6g}")
                     break
                 size = float(weighted(delta))
                 if not math.isfinite(size) or size > 2.0 * previous:
@@ -455,7 +460,14 @@ class _Loop:
             scale = (torch.linalg.vector_norm(u) / math.sqrt(max(u.numel(), 1))).clamp_min(
                 torch.finfo(u.dtype).tiny) * (solver.krylov_tol * rtol)
             tol = lambda r: self.norm(r) / scale  # noqa: E731
-            w, _ = self._linear_solve(lambda v: v - hg * vjp(v), u, symmetric, tol, None)
+            w, converged = self._linear_solve(lambda v: v - hg * vjp(v), u, symmetric, tol,
+                                              None)
+            if not converged:  # never a silently inaccurate gradient
+                raise RuntimeError(
+                    f"{solver.name}: the transposed stage system of the gradient at t={t:.6g} "
+                    f"did not converge in max_krylov={solver.max_krylov} products; raise "
+                    f"max_krylov (Implicit({solver.name!r}, max_krylov=...)) or use "
+                    f"gradient='adjoint'")
             return w
         return _Stage.apply(base, fz, z, hg, vjp, solve_transposed)
 

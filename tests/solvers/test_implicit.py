@@ -310,3 +310,19 @@ def test_imex_refusals():
     with pytest.raises(ValueError, match="autograd"):
         solve(_split_problem(torch.eye(2, dtype=DT)), Y0.clone().requires_grad_(True), [0.0, 1.0],
               method="kencarp3", gradient="adjoint")
+
+
+def test_an_unconverged_linear_solve_is_never_silent():
+    edge_index, x0 = _graph()
+    field = GraphVectorField(LinearDiffusion(-1, weight=False, rate=1e4)).bind(
+        edge_index, None, x0.size(0), DT, x0.device)
+    # two CG products cannot solve a stage of a stiff diffusion on a 1.0 step
+    with pytest.raises(SolveError, match="max_krylov=2"):
+        solve(field, x0, [0.0, 1.0], method=Implicit("implicit_euler", max_krylov=2),
+              step_size=1.0)
+    w = torch.randn(3, 3, dtype=DT, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    y0 = torch.randn(3, dtype=DT, generator=torch.Generator().manual_seed(1))
+    sol = solve(lambda t, y: torch.tanh(y @ w.T) - 50.0 * y, y0, [0.0, 1.0],
+                method=Implicit("implicit_euler", max_krylov=1), step_size=0.5)
+    with pytest.raises(RuntimeError, match="transposed stage system"):
+        sol.ys[-1].sum().backward()
