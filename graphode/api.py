@@ -22,6 +22,7 @@ from .gradients import (
 from .solvers.base import Solver, resolve_method
 from .solvers.compiled import compile_options, integrate_compiled
 from .solvers.controllers import PIController
+from .solvers.imex import split_of
 from .solvers.integrate import IntegrationConfig, SolveError, SolverStats, integrate, to_device
 from .solvers.per_graph import integrate_per_graph
 from .solvers.tableaux import ButcherTableau
@@ -243,7 +244,10 @@ def _dispatch(func: Callable, y0: Tensor, t: Tensor, times: List[float], config:
                 f"differentiable method")
     audit = None
     if gradient != "autograd" and needs_graph:
-        audit = FieldAudit(gradient, params, forbid_random=gradient == "adjoint")
+        # the adjoint's backward solve, and the replayed Newton iterations of a solver object
+        # under checkpointing, evaluate the field in another order than the forward solve
+        audit = FieldAudit(gradient, params, forbid_random=gradient == "adjoint" or (
+            gradient == "checkpoint" and config.solver is not None))
     field = _Field(func, y0, audit)
     problem = Problem(field, times, config, stats, adjoint_config, adjoint_seminorm, adjoint_norm)
 
@@ -437,6 +441,11 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
         back, back_solver = (resolve_method(adjoint_method) if adjoint_method is not None
                              else (tableau, solver))
         _check_gradient_support(back_solver, gradient, None, False, "adjoint_method")
+        if back_solver is not None and getattr(back_solver, "needs_split", False) \
+                and split_of(func) is None:
+            raise TypeError(f"adjoint_method={back_solver.name!r} needs the field split into "
+                            f"its stiff and non-stiff parts: pass graphode.solvers.imex.Split("
+                            f"implicit=..., explicit=...) as the field")
         b_rtol, b_atol = _check_tolerances(rtol if adjoint_rtol is None else adjoint_rtol,
                                            atol if adjoint_atol is None else adjoint_atol)
         same = back is tableau and back_solver is solver

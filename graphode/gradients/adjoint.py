@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from torch import Tensor
 
+from ..solvers.imex import Split, split_of
 from ..solvers.integrate import SolverStats, integrate
 from .common import Problem
 
@@ -86,18 +87,28 @@ class _AdjointSolve(torch.autograd.Function):
             callbacks=None if callbacks is None else callbacks.mapped(parts))
         stats = SolverStats()
 
-        def augmented(t: Tensor, z: Tensor) -> Tensor:
-            y, a = z[:n].view(shape), z[n:2 * n].view(shape)
-            with torch.enable_grad():
-                y = y.detach().requires_grad_(True)
-                f = func(t, y)
-                vjps = torch.autograd.grad(f, (y,) + params, -a, allow_unused=True)
-            parts = [f.reshape(-1), vjps[0].reshape(-1) if vjps[0] is not None
-                     else torch.zeros(n, dtype=dtype, device=z.device)]
-            for p, v in zip(params, vjps[1:]):
-                parts.append(torch.zeros(p.numel(), dtype=dtype, device=z.device) if v is None
-                             else v.reshape(-1).to(dtype))
-            return torch.cat(parts)
+        def augment(part: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+            """The augmented field of ``part`` (the whole field, or one side of a split)."""
+            def augmented(t: Tensor, z: Tensor) -> Tensor:
+                y, a = z[:n].view(shape), z[n:2 * n].view(shape)
+                with torch.enable_grad():
+                    y = y.detach().requires_grad_(True)
+                    f = part(t, y)
+                    vjps = torch.autograd.grad(f, (y,) + params, -a, allow_unused=True)
+                pieces = [f.reshape(-1), vjps[0].reshape(-1) if vjps[0] is not None
+                          else torch.zeros(n, dtype=dtype, device=z.device)]
+                for p, v in zip(params, vjps[1:]):
+                    pieces.append(torch.zeros(p.numel(), dtype=dtype, device=z.device)
+                                  if v is None else v.reshape(-1).to(dtype))
+                return torch.cat(pieces)
+            return augmented
+
+        augmented: Callable[[Tensor, Tensor], Tensor] = augment(func)
+        split = split_of(func) if getattr(config.solver, "needs_split", False) else None
+        if split is not None:
+            # an IMEX backward solve: the augmented system splits as the field does, each side
+            # carrying its own part of the adjoint's Jacobian products
+            augmented = Split(implicit=augment(split.implicit), explicit=augment(split.explicit))
 
         adj = grad_ys[-1]
         g = torch.zeros(sum(sizes[2:]), dtype=dtype, device=ys.device)

@@ -60,11 +60,24 @@ class FieldAudit:
     Args:
         mode: the gradient mode, for the messages.
         inputs: the tensors the mode differentiates besides the state.
-        forbid_random: refuse a field that changes the random state (the adjoint).
+        forbid_random: refuse a field that changes the random state (the adjoint, and
+            checkpointing through a solver object's iterations).
     """
 
     def __init__(self, mode: str, inputs: Sequence[Tensor], forbid_random: bool):
         self.mode, self.inputs, self.forbid_random = mode, tuple(inputs), forbid_random
+
+    @property
+    def _backward(self) -> str:
+        return ("adjoint's backward solve" if self.mode == "adjoint" else
+                "checkpointed backward pass (it replays the stage solves' iterations)")
+
+    @property
+    def _instead(self) -> str:
+        return ("gradient='checkpoint' with a Runge-Kutta method (which replays the forward's "
+                "draws) or gradient='autograd'" if self.mode == "adjoint" else
+                "gradient='autograd', or a Runge-Kutta method (whose steps replay the forward's "
+                "draws)")
 
     def __call__(self, func: Callable[[Tensor, Tensor], Tensor], t: Tensor, y: Tensor) -> Tensor:
         before = rng_state(y.device) if self.forbid_random else None
@@ -74,10 +87,9 @@ class FieldAudit:
         if before is not None and not _same_rng(before, rng_state(y.device)):
             raise ValueError(
                 f"gradient={self.mode!r}: the vector field draws random numbers (dropout, "
-                f"attention dropout, noise) during the solve, so the adjoint's backward solve "
-                f"would see other random draws than the forward solve and its gradients would "
-                f"be wrong: use gradient='checkpoint' (which replays the forward's draws) or "
-                f"gradient='autograd', put the field in eval() mode, or move the randomness "
+                f"attention dropout, noise) during the solve, so the {self._backward} would see "
+                f"other random draws than the forward solve and its gradients would be wrong: "
+                f"use {self._instead}, put the field in eval() mode, or move the randomness "
                 f"outside the solve")
         if isinstance(out, Tensor):
             missing = unlisted_tensors(out, (state,) + self.inputs)

@@ -34,7 +34,8 @@ class Solver:
     - ``tableau``: the explicit tableau whose order and interpolant the shared settings fall
       back on (a multistep method's starter, a switching method's non-stiff member);
     - ``gradients``: the gradient modes it supports (``"checkpoint"`` needs steps that can be
-      replayed one at a time, which only the Runge-Kutta loops record);
+      replayed one at a time: ``integrate`` appends them to ``record`` as
+      :class:`~graphode.solvers.integrate.Replay` entries);
     - ``options``: the extra option names it takes (through :meth:`configure`).
     """
 

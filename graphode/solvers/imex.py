@@ -15,8 +15,9 @@ plain vector field, their sum, so every other method solves the same problem)::
 ``kencarp3`` is Kennedy and Carpenter's ARK3(2)4L[2]SA (Appl. Numer. Math. 44 (2003)
 139-181): third order, an L-stable stiffly accurate ESDIRK for the implicit part, an embedded
 second-order estimate. Stage solves, options and gradients are those of
-:class:`~graphode.solvers.implicit.Implicit` (``gradient="autograd"`` by the implicit
-function theorem; the adjoint is refused, since its augmented field has no split).
+:class:`~graphode.solvers.implicit.Implicit`: ``gradient="autograd"`` and
+``"checkpoint"`` by the implicit function theorem, and ``"adjoint"``, whose backward solve
+splits the augmented field as the field is split (each side's Jacobian products with its side).
 """
 from __future__ import annotations
 
@@ -107,7 +108,8 @@ class IMEX(Implicit):
     """An additive Runge-Kutta method on a :class:`Split` field (see the module); the other
     arguments are :class:`~graphode.solvers.implicit.Implicit`'s."""
 
-    gradients = ("autograd",)
+    gradients = ("autograd", "adjoint", "checkpoint")
+    needs_split = True  # an adjoint solve with this method splits its augmented field too
 
     def __init__(self, method: Any = "kencarp3", **options: Any):
         if isinstance(method, str):
@@ -124,7 +126,7 @@ class IMEX(Implicit):
 
     def integrate(self, func: Func, y0: Tensor, times: Sequence[float], config: Any, stats: Any,
                   record: Optional[List[Any]] = None) -> List[Tensor]:
-        return _IMEXLoop(self, func, y0, times, config, stats).run()
+        return _IMEXLoop(self, func, y0, times, config, stats).run(record)
 
 
 def split_of(func: Any) -> Optional[Split]:
@@ -158,6 +160,12 @@ class _IMEXLoop(_Loop):
 
     def total(self, start: Any) -> Tensor:
         return start[0] + start[1]
+
+    def pack(self, start: Any) -> Tuple[Tensor, ...]:
+        return tuple(start)
+
+    def unpack(self, carry: Tuple[Tensor, ...]) -> Any:
+        return tuple(carry)
 
     def step(self, t: float, y: Tensor, f0: Any, h: float) -> Tuple[Tensor, Any, Optional[Tensor]]:
         ark, config = self.solver.ark, self.config  # type: ignore[attr-defined]

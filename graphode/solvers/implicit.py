@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -284,7 +285,7 @@ class Implicit(Solver):
             k = 1e4, rtol 1e-4), because low-degree nodes have large diagonal entries.
     """
 
-    gradients: Tuple[str, ...] = ("autograd", "adjoint")
+    gradients: Tuple[str, ...] = ("autograd", "adjoint", "checkpoint")
     options = frozenset({"newton_tol", "max_newton", "linear_solver", "krylov_tol", "max_krylov",
                          "use_operator", "precondition"})
     tableau = METHODS["dopri5"]  # unused: the step is the DIRK tableau's own
@@ -320,7 +321,7 @@ class Implicit(Solver):
 
     def integrate(self, func: Func, y0: Tensor, times: Sequence[float], config: Any, stats: Any,
                   record: Optional[List[Any]] = None) -> List[Tensor]:
-        return _Loop(self, func, y0, times, config, stats).run()
+        return _Loop(self, func, y0, times, config, stats).run(record)
 
 
 class _NewtonFailure(Exception):
@@ -493,6 +494,13 @@ class _Loop:
         """The derivative ``f(t, y)`` from :meth:`start`'s value."""
         return start
 
+    def pack(self, start: Any) -> Tuple[Tensor, ...]:
+        """:meth:`start`'s value as a tuple of tensors (what checkpointing carries)."""
+        return (start,)
+
+    def unpack(self, carry: Tuple[Tensor, ...]) -> Any:
+        return carry[0]
+
     def step(self, t: float, y: Tensor, f0: Any, h: float) -> Tuple[Tensor, Any, Optional[Tensor]]:
         """``(y1, start(t + h, y1), error)`` for a step of size ``h``."""
         dirk, config = self.dirk, self.config
@@ -519,8 +527,44 @@ class _Loop:
         return z, ks[-1], error
 
     # ---------------------------------------------------------------- the loop
-    def run(self) -> List[Tensor]:
+    def replay(self, t: float, h: float, t1: float, outputs: List[Tuple[int, float]],
+               restart: Optional[float], y: Tensor, carry: Tuple[Tensor, ...]
+               ) -> Tuple[Tensor, Tuple[Tensor, ...], List[Tensor]]:
+        """Recompute an accepted step (see :class:`~graphode.solvers.integrate.Replay`): the
+        same Newton iterations from the same values, now with the stages attached to autograd.
+        ``t1`` is where it ended, and ``restart`` the time the next step's start is re-evaluated
+        toward after a jump."""
+        f0 = self.unpack(carry)
+        y1, f1, _ = self.step(t, y, f0, h)
+        outs = [y1 if theta == 1.0 else hermite(y, y1, self.total(f0), self.total(f1), h, theta)
+                for _, theta in outputs]
+        if restart is not None:
+            f1 = self.start(t1, y1, toward=restart)
+        return y1, self.pack(f1), outs
+
+    def _recorder(self, record: Optional[List[Any]], y0: Tensor) -> Optional[Callable[..., None]]:
+        """``add(t, h, t1, y, f0, outputs, restart)`` appending replayable steps to ``record``; the
+        first entry maps ``y0`` to its start value. The replays run on a copy of this loop
+        that counts its evaluations apart."""
+        if record is None:
+            return None
+        from .integrate import Replay, SolverStats
+        again = type(self)(self.solver, self.func, self.y0, self.times, self.config,
+                           SolverStats())
+        t0 = self.times[0]
+        record.append(Replay(y0, (), [], lambda y, _: (y, again.pack(again.start(t0, y)), []),
+                             again.stats))
+
+        def add(t: float, h: float, t1: float, y: Tensor, f0: Any,
+                outputs: List[Tuple[int, float]], restart: Optional[float]) -> None:
+            record.append(Replay(y.detach(), tuple(c.detach() for c in self.pack(f0)),
+                                 list(outputs), partial(again.replay, t, h, t1, outputs, restart),
+                                 again.stats))
+        return add
+
+    def run(self, record: Optional[List[Any]] = None) -> List[Tensor]:
         from .integrate import SolveError, _emit, _non_finite, _stops, check_step, grid_of
+        add = self._recorder(record, self.y0)
         solver, config, stats, times = self.solver, self.config, self.stats, self.times
         direction = math.copysign(1.0, times[-1] - times[0])
         fixed = config.fixed
@@ -593,8 +637,11 @@ class _Loop:
             j += len(outputs)
             if landing:
                 stop_index = min(stop_index + 1, len(stops) - 1)
-            if landing and is_jump:
-                f1 = self.start(t1, y1, toward=t1 + direction)
+            restart = t1 + direction if landing and is_jump else None
+            if add is not None:
+                add(t, h, t1, y, f0, outputs, restart)
+            if restart is not None:
+                f1 = self.start(t1, y1, toward=restart)
             t, y, f0 = t1, y1, f1
             if fixed:
                 if j < len(times):

@@ -21,7 +21,8 @@ from .tableaux import ButcherTableau
 if TYPE_CHECKING:
     from .base import Solver
 
-__all__ = ["SolverStats", "SolveError", "Callbacks", "Event", "IntegrationConfig", "Step", "integrate",
+__all__ = ["SolverStats", "SolveError", "Callbacks", "Event", "IntegrationConfig", "Step", "Replay",
+           "integrate",
            "replay_step", "fixed_grid", "grid_of", "check_finite_outputs"]
 
 Func = Callable[[Tensor, Tensor], Tensor]
@@ -272,7 +273,26 @@ def _non_finite(where: str, t: float, h: float, ys: Sequence[Tensor]) -> SolveEr
         f"the field for overflow.", t, h, ys)
 
 
-Record = Optional[List["Step"]]
+@dataclass
+class Replay:
+    """An accepted step of a solver object's own loop, as checkpointing replays it.
+
+    ``run(y, carry)`` recomputes the step under autograd from its start state ``y`` and the
+    tensors the loop carries from one step to the next (``carry``: the field at the step's
+    start, say), returning ``(y1, carry1, outputs)``: the end state, the carry into the next
+    step and the outputs that fall inside the step, one per entry of ``outputs`` (``(index,
+    theta)``, as in :class:`Step`). ``stats`` counts the replay's evaluations. A loop's first
+    record maps ``y0`` to itself and its first carry."""
+
+    y: Tensor
+    carry: Tuple[Tensor, ...]
+    outputs: List[Tuple[int, float]]
+    run: Callable[[Tensor, Tuple[Tensor, ...]],
+                  Tuple[Tensor, Tuple[Tensor, ...], List[Tensor]]]
+    stats: "SolverStats"
+
+
+Record = Optional[List[Any]]
 
 
 RngState = Tuple[Tensor, Optional[Tensor]]
