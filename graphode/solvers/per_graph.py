@@ -12,7 +12,8 @@ whether any graph is still running).
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Sequence, Tuple
+from functools import partial
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -20,7 +21,7 @@ from torch import Tensor
 from .integrate import IntegrationConfig, SolveError, SolverStats
 from .rk import RungeKutta
 
-__all__ = ["integrate_per_graph", "graph_index"]
+__all__ = ["integrate_per_graph", "graph_index", "GraphEvent"]
 
 Func = Callable[[Tensor, Tensor], Tensor]
 
@@ -77,8 +78,95 @@ def _initial_steps(f: Func, t0: Tensor, y0: Tensor, f0: Tensor, seg: _Segments, 
     return direction * torch.minimum(100.0 * h0, h1)
 
 
+class GraphEvent:
+    """Terminal events per graph: graph ``g`` stops where ``fn(t, y)[g]`` first changes sign.
+
+    ``fn`` receives the graphs' times ``(G,)`` and the batched state ``(N, ...)`` and returns
+    ``(G,)`` or ``(G, k)`` values (``k`` events per graph, the first to change sign stops the
+    graph); each graph's values must depend on its own nodes and time only (a segment
+    reduction over ``batch``), as the field does. A crossing is located by bisection on the
+    step's interpolant (the tableau's own, else cubic Hermite), per graph, to ``tol`` in time; ``t`` holds the graphs'
+    event times afterwards."""
+
+    def __init__(self, fn: Callable[[Tensor, Tensor], Tensor], tol: float):
+        self.fn, self.tol = fn, tol
+        self.sign0: Optional[Tensor] = None
+        self.t: Optional[Tensor] = None
+
+    def value(self, t: Tensor, y: Tensor) -> Tensor:
+        """One number per graph, positive before its first crossing."""
+        assert self.sign0 is not None
+        out = self.fn(t.to(y.dtype), y)
+        return (out.reshape(self.sign0.shape) * self.sign0).min(-1).values
+
+    def start(self, t: Tensor, y: Tensor) -> None:
+        num_graphs = t.numel()
+        with torch.no_grad():
+            value = self.fn(t.to(y.dtype), y)
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            raise TypeError("event_fn must return a floating-point tensor")
+        if value.dim() == 0 or value.size(0) != num_graphs or value.dim() > 2:
+            raise ValueError(f"with per_graph, event_fn(t, y) receives the graphs' times "
+                             f"(shape ({num_graphs},)) and must return one value per graph, "
+                             f"shape ({num_graphs},) or ({num_graphs}, k), got "
+                             f"{tuple(value.shape)}")
+        self.sign0 = torch.sign(value.detach()).reshape(num_graphs, -1)
+        zero = (self.sign0 == 0).any(-1)
+        if bool(zero.any()):
+            g = int(zero.float().argmax())
+            raise ValueError(f"event_fn is zero at the initial time for graph {g}: an event "
+                             f"needs a non-zero value to start from")
+        self.t = torch.full((num_graphs,), math.nan, dtype=torch.float64, device=t.device)
+
+    def locate(self, crossed: Tensor, t0: Tensor, step: Tensor, seg: "_Segments",
+               interp: Callable[[Tensor], Tensor]) -> Tensor:
+        """The crossed graphs' states at their events (other graphs' rows are arbitrary);
+        their event times go to :attr:`t`. Every graph bisects its own step only."""
+        lo = torch.zeros_like(t0)
+        hi = torch.ones_like(t0)
+        active = crossed.clone()
+        with torch.no_grad():
+            while bool(active.any()):
+                mid = 0.5 * (lo + hi)
+                t_mid = t0 + mid * step
+                above = self.value(t_mid, interp(mid).detach()) > 0
+                lo = torch.where(active & above, mid, lo)
+                hi = torch.where(active & ~above, mid, hi)
+                nxt = t0 + 0.5 * (lo + hi) * step
+                active = active & ((hi - lo) * step.abs() > self.tol) & (
+                    nxt != t0 + lo * step) & (nxt != t0 + hi * step)
+        theta = 0.5 * (lo + hi)
+        assert self.t is not None
+        self.t = torch.where(crossed, t0 + theta * step, self.t)
+        return interp(theta)
+
+
+def _dense(rk: RungeKutta, seg: "_Segments", y0: Tensor, ks: List[Tensor], h: Tensor,
+           theta: Tensor) -> Tensor:
+    """The tableau's own continuous extension with one ``theta`` and step ``h`` per graph."""
+    assert rk.dense is not None
+    out = y0
+    for k, row in zip(ks, rk.dense):
+        if any(c != 0.0 for c in row):
+            weight, power = torch.zeros_like(theta), theta
+            for c in row:
+                weight, power = weight + c * power, power * theta
+            out = out + k * seg.nodes(h * weight, y0)
+    return out
+
+
+def _hermite(seg: "_Segments", y0: Tensor, y1: Tensor, f0: Tensor, f1: Tensor, h: Tensor,
+             theta: Tensor) -> Tensor:
+    """Cubic Hermite interpolation with one ``theta`` and step ``h`` per graph."""
+    t2, t3 = theta * theta, theta * theta * theta
+    c = [seg.nodes(x, y0) for x in (1.0 - 3.0 * t2 + 2.0 * t3, 3.0 * t2 - 2.0 * t3,
+                                     h * (theta - 2.0 * t2 + t3), h * (t3 - t2))]
+    return y0 * c[0] + y1 * c[1] + f0 * c[2] + f1 * c[3]
+
+
 def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: Tensor,
-                        config: IntegrationConfig, stats: SolverStats) -> List[Tensor]:
+                        config: IntegrationConfig, stats: SolverStats,
+                        event: Optional[GraphEvent] = None) -> List[Tensor]:
     """Integrate ``dy/dt = func(t, y)`` with one adaptive step size per graph.
 
     Args:
@@ -89,6 +177,8 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
         config: an adaptive configuration (I/PI controller settings are taken from it; the
             norm is the per-graph RMS).
         stats: counters; ``nfe`` counts batched evaluations, steps count graph-steps.
+        event: terminal events per graph (:class:`GraphEvent`): a graph stops at its first
+            crossing, and the last output holds each graph's state there.
 
     Returns:
         the states at ``times``, each of shape ``y0.shape``.
@@ -118,6 +208,8 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
 
     t = torch.full((num_graphs,), float(times[0]), dtype=f64, device=dev)
     y, k1 = y0, f(t, y0)
+    if event is not None:
+        event.start(t, y0)
     if config.first_step is not None:
         h = torch.full_like(t, direction * abs(config.first_step))
     else:
@@ -156,6 +248,7 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
                              f"rtol/atol, raise max_steps, or check that graph for stiffness",
                              float(t[g]), float(step[g]), ys[:int(target.min())])
         h_node = seg.nodes(step, y)
+        y_start, k_start, t_start = y, k1, t
         ks = [k1]
         for i, row in enumerate(rk.rows, start=1):
             incr = sum(ks[j] * a for j, a in row)
@@ -182,6 +275,16 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
             ys[j] = torch.where(here, y1, ys[j])
         target = target + arrived.long()
         k1 = torch.where(keep, ks[-1], k1) if rk.fsal else f(t, y)
+        if event is not None:
+            with torch.no_grad():
+                crossed = accepted & (event.value(t, y) <= 0)
+            if bool(crossed.any()):
+                interp = (partial(_dense, rk, seg, y_start, ks, step) if rk.dense is not None
+                          else partial(_hermite, seg, y_start, y1, k_start,
+                                       ks[-1] if rk.fsal else k1, step))
+                at = event.locate(crossed, t_start, step, seg, interp)
+                ys[last] = torch.where(seg.nodes(crossed, y).bool(), at, ys[last])
+                target = torch.where(crossed, torch.full_like(target, last + 1), target)
         # The PI controller of PIController.next_step, per graph; a rejection never grows h.
         safe = ratio.clamp(min=1e-10)
         grow = controller.safety * safe ** (-beta1) * previous ** beta2
