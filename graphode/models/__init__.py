@@ -1,7 +1,8 @@
 """Ready models built from graphode's GDE blocks, as the examples train them.
 
 Node classification: :class:`GCN` (the discrete baseline), :class:`GCDE` (Poli et al.), :class:`CGNN` (a CGNN-style diffusion with a
-source) and :class:`GDECR` (GRAND-style random propagation with :func:`consistency_loss`).
+source) and :class:`GDECR` (GRAND-style random propagation with :func:`consistency_loss`); :class:`GNSDE`, the GCDE
+with Brownian noise in its block, for calibrated probabilities.
 Graph classification: :class:`GIN` and the GDE classifiers :class:`GDEClassifier` and
 :class:`GINGDEClassifier`, all with the GIN paper's every-layer :class:`Readout`.
 Forecasting: :class:`ChangeForecaster` makes any forecaster predict the change from the last
@@ -14,6 +15,7 @@ from .gcde import GCDE
 from .gcn import GCN
 from .gde_cr import GDECR
 from .gin import GIN, GDEClassifier, GINGDEClassifier, Readout, gin_mlp
+from .gnsde import GNSDE
 
-__all__ = ["GCN", "GCDE", "CGNN", "GDECR", "consistency_loss", "GIN", "GDEClassifier",
+__all__ = ["GCN", "GCDE", "CGNN", "GDECR", "GNSDE", "consistency_loss", "GIN", "GDEClassifier",
            "GINGDEClassifier", "Readout", "gin_mlp", "ChangeForecaster", "last_observed"]

@@ -1,0 +1,80 @@
+"""The uncertainty example: held-out classes, a short run of every model on the synthetic
+graph, the validation-only search, and the GNSDE classifier."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from graphode.data import contextual_sbm
+from graphode.models import GNSDE
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples"))
+import node_uncertainty as nu  # noqa: E402
+
+
+def test_held_out_class_leaves_training_and_validation_and_moves_last():
+    data = contextual_sbm(num_nodes=120, num_classes=3, num_features=8, num_val=20, num_test=20)
+    shifted, ood = nu.held_out(data, 0)
+    assert bool((ood == (data.y == 0)).all())
+    assert not bool((shifted.train_mask & ood).any()) and not bool((shifted.val_mask & ood).any())
+    assert bool((shifted.y[ood] == 2).all())  # the held-out class is the last label
+    kept = ~ood  # the other classes keep their order: 1 -> 0, 2 -> 1
+    assert bool((shifted.y[kept] == data.y[kept] - 1).all())
+    assert bool((shifted.test_mask == data.test_mask).all())
+
+
+def test_every_model_reports_accuracy_calibration_and_ood_detection(tmp_path):
+    out = tmp_path / "out.json"
+    summary = nu.main(["--dataset", "synthetic", "--epochs", "3", "--eval-samples", "2",
+                       "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(summary))
+    assert set(summary["models"]) == {"gcn", "gcde", "gnsde"}
+    for row in summary["models"].values():
+        assert set(row) == {"test_acc", "ece", "ood_auroc", "id_acc", "val_nll"}
+        for key in ("test_acc", "ece", "ood_auroc", "id_acc"):
+            assert 0.0 <= row[key][0] <= 1.0 and row[key][1] == 0.0  # one seed
+
+
+def test_search_reads_validation_only(monkeypatch):
+    seen = []
+    real = nu.fit
+
+    def spy(margs, data, classes, seed, samples):
+        seen.append(seed)
+        return real(margs, data, classes, seed, samples)
+    monkeypatch.setattr(nu, "fit", spy)
+    result = nu.main(["--dataset", "synthetic", "--search", "--epochs", "2",
+                      "--eval-samples", "2"])
+    assert set(result["tried"]) == set(nu.NOISE_SCALES) and result["chosen"] in nu.NOISE_SCALES
+    assert set(seen) == set(nu.SEARCH_SEEDS)  # disjoint from the reported seeds 0, 1, ...
+
+
+def test_bad_model_names_are_refused():
+    with pytest.raises(SystemExit):
+        nu.parse_args(["--models", "gcn,gat"])
+
+
+def test_gnsde_trains_on_one_path_and_averages_paths_in_evaluation():
+    data = contextual_sbm(num_nodes=60, num_classes=3, num_features=8, num_val=10, num_test=10)
+    torch.manual_seed(0)
+    model = GNSDE(8, 16, 3, noise_scale=0.5, eval_samples=5)
+    logits = model(data.x, data.edge_index)
+    assert logits.shape == (60, 3)
+    logits[data.train_mask].sum().backward()
+    assert model.sde.noise.grad is not None and model.sde.noise.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        log_probs = model(data.x, data.edge_index)
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(60), atol=1e-5)
+    # without noise every path is the drift's, so the mean is one path's softmax
+    quiet = GNSDE(8, 16, 3, noise_scale=1e-12, eval_samples=3).eval()
+    with torch.no_grad():
+        many = quiet(data.x, data.edge_index)
+        quiet.eval_samples = 1
+        one = quiet(data.x, data.edge_index).log_softmax(-1)
+    assert torch.allclose(many, one, atol=1e-5)
+    with pytest.raises(ValueError, match="eval_samples"):
+        GNSDE(8, 16, 3, eval_samples=0)
