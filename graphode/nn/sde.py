@@ -60,7 +60,9 @@ class GraphSDE(Module):
             ``"reversible_heun"`` or ``"midpoint"`` for Stratonovich, ...).
         num_samples: paths drawn side by side in one solve (the graph is repeated as a
             disjoint union, so one sparse product serves all samples).
-        gradient: ``"autograd"``, ``"checkpoint"`` or ``"adjoint"`` (reversible Heun).
+        gradient: ``"autograd"``, ``"checkpoint"`` or ``"adjoint"`` (reversible Heun's exact
+            adjoint with ``method="reversible_heun"``, the backsolve adjoint otherwise; both
+            refuse a drift that draws random numbers, such as dropout).
     """
 
     def __init__(self, field: Union[Module, Sequence[Module]],

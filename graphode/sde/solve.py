@@ -9,7 +9,9 @@ the two agree on the same Brownian path. Gradients:
   replays each step with autograd, exact for every method;
 * ``"adjoint"`` (``sdeint_adjoint``): reversible Heun's adjoint (Kidger et al., 2021), which
   rebuilds every state backwards from the last one: memory flat in the number of steps,
-  gradients equal to autograd's up to floating point.
+  gradients equal to autograd's up to floating point; with any other method, the backsolve
+  adjoint of Li et al. (2020) (:mod:`graphode.sde.backsolve`), flat in memory too, whose
+  gradients converge as ``dt`` shrinks.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..gradients.audit import unlisted_tensors
+from ..gradients.audit import _same_rng, unlisted_tensors
+from ..solvers.integrate import rng_state
+from .backsolve import BACKSOLVE_METHODS, backsolve, check_backsolve
 from .brownian import BrownianMotion, step_grid
 from .methods import DEFAULTS, METHODS, Method
 from .terms import LogqpSDE, PaddedBrownian, Terms
@@ -248,7 +252,7 @@ def sdeint(sde: Any, y0: Tensor, ts: Times, bm: Any = None, method: Optional[str
            extra_solver_state: Any = None, *, gradient: str = "autograd",
            adjoint_params: Optional[Sequence[Tensor]] = None,
            entropy: Union[int, Sequence[int], Tensor, None] = None,
-           batch: Optional[Tensor] = None) -> Any:
+           batch: Optional[Tensor] = None, adjoint_method: Optional[str] = None) -> Any:
     """Solve ``dy = f(t, y) dt + g(t, y) dW`` from ``y(ts[0]) = y0``; returns the states at
     ``ts``, shape ``(len(ts), *y0.shape)``. torchsde's signature and semantics, on states of
     any shape (node features ``(N, C)`` included).
@@ -281,7 +285,11 @@ def sdeint(sde: Any, y0: Tensor, ts: Times, bm: Any = None, method: Optional[str
         extra, extra_solver_state: torchsde's solver-state output; not supported yet, and
             refused.
         gradient: ``"autograd"``, ``"checkpoint"`` (exact, one stored state per step, no
-            graph) or ``"adjoint"`` (see :func:`sdeint_adjoint`).
+            graph) or ``"adjoint"`` (see :func:`sdeint_adjoint`): reversible Heun's exact
+            adjoint with ``method="reversible_heun"``, the backsolve adjoint
+            (:mod:`graphode.sde.backsolve`) with any other method.
+        adjoint_method: the backsolve adjoint's backward method (``"midpoint"``), or
+            ``"adjoint_reversible_heun"`` (reversible Heun's own, the default for it).
         adjoint_params: the tensors the ``"checkpoint"``/``"adjoint"`` modes differentiate
             besides ``y0`` (default: the SDE module's parameters).
         entropy: the seed of the default Brownian motion (one per graph with ``batch``).
@@ -333,16 +341,51 @@ def sdeint(sde: Any, y0: Tensor, ts: Times, bm: Any = None, method: Optional[str
     if gradient == "autograd":
         ys, _ = _run(plan, y0)
         return _split_logqp(ys, shape) if logqp else ys
-    if gradient == "adjoint" and solver.name != "reversible_heun":
-        raise ValueError(f"gradient='adjoint' uses reversible Heun's exact adjoint: solve with "
-                         f"method='reversible_heun' (Stratonovich), or use "
-                         f"gradient='checkpoint', exact for method={solver.name!r} with one "
-                         f"stored state per step")
+    backsolve_with = _backsolve_method(solver.name, gradient, adjoint_method)
+    if backsolve_with is not None:
+        check_backsolve(terms, adaptive, backsolve_with, t0, y0)
     if gradient == "adjoint" and adaptive:
         raise ValueError("gradient='adjoint' runs with fixed steps (adaptive=False)")
-    plan.params = _adjoint_params(sde, adjoint_params, terms, t0, y0)
-    ys = _StepwiseGradient.apply(plan, gradient, y0, *plan.params)
+    plan.params = _adjoint_params(sde, adjoint_params, terms, t0, y0, gradient)
+    if backsolve_with is not None:
+        ys = _BacksolveGradient.apply(plan, y0, *plan.params)
+    else:
+        ys = _StepwiseGradient.apply(plan, gradient, y0, *plan.params)
     return _split_logqp(ys, shape) if logqp else ys
+
+
+def _backsolve_method(method: str, gradient: str, adjoint_method: Optional[str]
+                      ) -> Optional[str]:
+    """The backward method of a backsolve adjoint, or ``None`` for reversible Heun's exact
+    adjoint and the other gradient modes."""
+    if gradient != "adjoint":
+        return None
+    if method == "reversible_heun" and adjoint_method in (None, "adjoint_reversible_heun"):
+        return None
+    if adjoint_method == "adjoint_reversible_heun":
+        raise ValueError(f"adjoint_method='adjoint_reversible_heun' inverts reversible Heun's "
+                         f"steps: solve with method='reversible_heun', not {method!r}")
+    return adjoint_method or BACKSOLVE_METHODS[0]
+
+
+class _BacksolveGradient(torch.autograd.Function):
+    """The backsolve adjoint (:mod:`graphode.sde.backsolve`): no graph kept forward."""
+
+    @staticmethod
+    def forward(ctx, plan: _Plan, y0: Tensor, *params: Tensor) -> Tensor:
+        with torch.no_grad():
+            ys, _ = _run(plan, y0)
+        ctx.plan = plan
+        ctx.save_for_backward(ys)
+        return ys
+
+    @staticmethod
+    def backward(ctx, grad_ys: Tensor):
+        plan = ctx.plan
+        ys, = ctx.saved_tensors
+        a_y, a_params = backsolve(plan.terms, plan.bm, plan.grid, plan.outputs, ys, grad_ys,
+                                  plan.params)
+        return (None, a_y, *a_params)
 
 
 def _split_logqp(ys: Tensor, shape: Tuple[int, ...]) -> Tuple[Tensor, Tensor]:
@@ -358,10 +401,11 @@ _ORDER = {"euler": 0.5, "milstein": 1.0, "srk": 1.5, "euler_heun": 0.5, "heun": 
           "midpoint": 0.5}
 
 
-def _adjoint_params(sde: Any, adjoint_params, terms: Terms, t0: Tensor, y0: Tensor
-                    ) -> Tuple[Tensor, ...]:
+def _adjoint_params(sde: Any, adjoint_params, terms: Terms, t0: Tensor, y0: Tensor,
+                    gradient: str) -> Tuple[Tensor, ...]:
     """The tensors to differentiate besides ``y0``; refuses a drift or diffusion that reads
-    another tensor needing a gradient (it would silently get none)."""
+    another tensor needing a gradient (it would silently get none), or that draws random
+    numbers (the backward pass would draw others)."""
     if adjoint_params is None:
         if not isinstance(sde, torch.nn.Module):
             raise ValueError("the SDE is not a torch.nn.Module: pass adjoint_params=, the "
@@ -371,8 +415,15 @@ def _adjoint_params(sde: Any, adjoint_params, terms: Terms, t0: Tensor, y0: Tens
     if not torch.is_grad_enabled():
         return params
     y_in = y0.detach().requires_grad_(True)
+    before = rng_state(y0.device)
     with torch.enable_grad():
         out = terms.f(t0, y_in).sum() + terms.g(t0, y_in).sum()
+    if not _same_rng(before, rng_state(y0.device)):
+        raise ValueError(f"gradient={gradient!r}: the SDE's drift or diffusion draws random "
+                         f"numbers (dropout, say), so the backward pass, which evaluates them "
+                         f"again, would see other draws than the forward solve and its "
+                         f"gradients would be wrong: use gradient='autograd', put the model in "
+                         f"eval() mode, or move the randomness outside the solve")
     missed = unlisted_tensors(out, [y_in, *params])
     if missed:
         p = missed[0]
@@ -392,18 +443,18 @@ def sdeint_adjoint(sde: Any, y0: Tensor, ts: Times, bm: Any = None,
                    adjoint_params: Optional[Sequence[Tensor]] = None,
                    names: Optional[Dict[str, str]] = None, logqp: bool = False,
                    extra: bool = False, extra_solver_state: Any = None, **kwargs: Any) -> Any:
-    """torchsde's ``sdeint_adjoint``: memory flat in the number of steps. graphode's stochastic
-    adjoint is reversible Heun's (``method="reversible_heun"``,
-    ``adjoint_method="adjoint_reversible_heun"``), whose gradients equal autograd's up to
-    floating point; other methods are refused with the alternative (``sdeint(...,
-    gradient="checkpoint")``, exact for every method)."""
-    if adjoint_method not in (None, "adjoint_reversible_heun"):
-        raise ValueError(f"adjoint_method={adjoint_method!r} is not available; graphode's "
-                         f"stochastic adjoint is 'adjoint_reversible_heun' (exact), or use "
-                         f"sdeint(..., gradient='checkpoint') with any method")
+    """torchsde's ``sdeint_adjoint``: memory flat in the number of steps.
+
+    With ``method="reversible_heun"`` (the default) the adjoint is reversible Heun's
+    (``adjoint_method="adjoint_reversible_heun"``): it inverts the forward steps, and its
+    gradients equal autograd's up to floating point. With any other method (or
+    ``adjoint_method="midpoint"``) it is the backsolve adjoint of Li et al. (2020), which
+    solves the adjoint SDE backwards on the forward's step grid and Brownian path
+    (:mod:`graphode.sde.backsolve`): its gradients converge to the exact ones as ``dt``
+    shrinks. ``sdeint(..., gradient="checkpoint")`` is exact for every method."""
     if adjoint_adaptive or adjoint_options:
-        raise ValueError("the reversible adjoint retraces the forward steps: adjoint_adaptive "
-                         "and adjoint_options do not apply")
+        raise ValueError("the adjoint retraces the forward's step grid: adjoint_adaptive and "
+                         "adjoint_options do not apply")
     return sdeint(sde, y0, ts, bm, method, dt, adaptive, rtol, atol, dt_min, options, names,
                   logqp, extra, extra_solver_state, gradient="adjoint",
-                  adjoint_params=adjoint_params, **kwargs)
+                  adjoint_params=adjoint_params, adjoint_method=adjoint_method, **kwargs)

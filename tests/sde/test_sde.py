@@ -341,7 +341,7 @@ def test_bad_arguments_are_refused():
         sdeint(GBM("ito"), y0, [0.0, 1.0], method="euler", dt=0.1, options={"tol": 1})
     with pytest.raises(ValueError, match="method='reversible_heun'"):
         sdeint(Family("diagonal", "ito"), y0, [0.0, 1.0], method="euler", dt=0.1,
-               gradient="adjoint")
+               gradient="adjoint", adjoint_method="adjoint_reversible_heun")
     with pytest.raises(ValueError, match="adjoint_params"):
         sdeint(GBM("ito"), y0, [0.0, 1.0], method="euler", dt=0.1, gradient="checkpoint")
     hidden = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
@@ -449,3 +449,77 @@ def test_logqp_with_general_noise_node_features_and_every_gradient_mode():
         assert lr.shape == (2, 3)
         grads[gradient] = torch.autograd.grad(lr.sum() + ys.square().sum(), strat.a)[0]
     assert grads["adjoint"].item() == pytest.approx(grads["autograd"].item(), rel=1e-8)
+
+
+@pytest.mark.parametrize("sde_type,noise,method", [
+    ("stratonovich", "diagonal", "midpoint"), ("stratonovich", "general", "midpoint"),
+    ("stratonovich", "scalar", "euler_heun"), ("ito", "diagonal", "euler"),
+    ("ito", "additive", "euler")])
+def test_backsolve_adjoint_converges_to_the_gradient_on_the_path(sde_type, noise, method):
+    # The backsolve adjoint solves the adjoint SDE backwards on the forward's grid and path:
+    # its gradients approach those of a fine solve on that path as dt shrinks, as closely as
+    # autograd through the forward solve does.
+    sde = Family(noise, sde_type)
+    y0 = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ts = [0.0, 0.4, 1.0]
+    fine = 0.0003125
+    bm = BrownianMotion(0.0, 1.0, _bm_size(noise, 8), dtype=torch.float64, entropy=2, dt=fine)
+    reference = "midpoint" if noise == "general" else "milstein"
+    ref = _grads(sde, y0, lambda s, y: sdeint(s, y, ts, bm=bm, method=reference, dt=fine))
+    errors, autograd_errors = [], []
+    for dt in (0.005, 0.00125):
+        got = _grads(sde, y0, lambda s, y: sdeint_adjoint(s, y, ts, bm=bm, method=method, dt=dt))
+        plain = _grads(sde, y0, lambda s, y: sdeint(s, y, ts, bm=bm, method=method, dt=dt))
+        errors.append(((got - ref).abs().max() / ref.abs().max()).item())
+        autograd_errors.append(((plain - ref).abs().max() / ref.abs().max()).item())
+    assert errors[1] < errors[0]
+    assert errors[1] < (5e-3 if noise == "general" else 2e-3), errors
+    assert errors[1] < 6 * autograd_errors[1] + 1e-4, (errors, autograd_errors)
+
+
+def test_backsolve_adjoint_refusals():
+    y0 = torch.randn(4, 3, dtype=torch.float64)
+
+    class Mixing(torch.nn.Module):  # g_i reads the other entries: no elementwise correction
+        noise_type, sde_type = "diagonal", "ito"
+
+        def __init__(self):
+            super().__init__()
+            self.b = torch.nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+
+        def f(self, t, y):
+            return -y
+
+        def g(self, t, y):
+            return self.b * torch.cos(y.flip(-1))
+
+    with pytest.raises(ValueError, match="depends on state entry i only"):
+        sdeint_adjoint(Mixing(), y0, [0.0, 1.0], method="euler", dt=0.1)
+    with pytest.raises(ValueError, match="fixed steps"):
+        sdeint_adjoint(Family("diagonal", "stratonovich"), y0, [0.0, 1.0], method="midpoint",
+                       dt=0.1, adaptive=True)
+    with pytest.raises(ValueError, match="adjoint_method='heun'"):
+        sdeint_adjoint(Family("diagonal", "stratonovich"), y0, [0.0, 1.0], method="midpoint",
+                       dt=0.1, adjoint_method="heun")
+    with pytest.raises(ValueError, match="needs diagonal, scalar or additive noise"):
+        sdeint_adjoint(Family("general", "ito"), y0, [0.0, 1.0], method="euler", dt=0.1)
+
+
+@pytest.mark.parametrize("gradient", ["checkpoint", "adjoint"])
+def test_a_random_drift_is_refused_where_the_backward_pass_evaluates_it_again(gradient):
+    class Dropped(torch.nn.Module):
+        noise_type, sde_type = "diagonal", "stratonovich"
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+
+        def f(self, t, y):
+            return torch.nn.functional.dropout(y * self.w, 0.5)
+
+        def g(self, t, y):
+            return 0.1 * torch.ones_like(y)
+
+    y0 = torch.randn(4, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="draws random numbers"):
+        sdeint(Dropped(), y0, [0.0, 1.0], method="reversible_heun", dt=0.1, gradient=gradient)
