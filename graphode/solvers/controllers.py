@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -107,6 +107,22 @@ class PIController:
             factor = min(1.0, self.safety * ratio ** (-1.0 / self.order))
         factor = min(self.ifactor, max(self.dfactor, factor))
         return self.clip(h * factor)
+
+
+    def next_steps(self, h: Tensor, ratio: Tensor, accepted: Tensor, previous: Tensor
+                   ) -> Tuple[Tensor, Tensor]:
+        """:meth:`next_step` elementwise, for one step per graph of a batch: ``h``,
+        ``ratio``, ``accepted`` and the last accepted ratios ``previous`` are tensors; returns
+        the next signed steps and the updated ``previous``."""
+        assert self.order is not None and self.beta1 is not None and self.beta2 is not None
+        safe = ratio.clamp(min=1e-10)
+        grow = self.safety * safe ** (-self.beta1) * previous ** self.beta2
+        shrink = (self.safety * safe ** (-1.0 / self.order)).clamp(max=1.0)
+        factor = torch.where(accepted, grow, shrink)
+        factor = torch.where(ratio == 0, torch.full_like(factor, self.ifactor), factor)
+        factor = factor.clamp(self.dfactor, self.ifactor)
+        previous = torch.where(accepted, ratio.clamp(min=1e-4), previous)
+        return (h * factor).clamp(-self.max_step, self.max_step), previous
 
 
 def initial_step_size(func: Callable[[float, Tensor], Tensor], t0: float, y0: Tensor, f0: Tensor,

@@ -8,6 +8,11 @@ its state while others advance, and a graph that has reached the end stops advan
 quantity of graph ``g`` is computed from its own nodes only, so its solution does not depend on
 which graphs share its batch. The loop synchronises with the host once per step (to learn
 whether any graph is still running).
+
+The stages are the shared loops' own :meth:`RungeKutta.step
+<graphode.solvers.rk.RungeKutta.step>`, with the step size a per-node tensor, and the step
+sizes come from the shared :class:`~graphode.solvers.controllers.PIController`
+(:meth:`~graphode.solvers.controllers.PIController.next_steps`, its rule elementwise).
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .integrate import IntegrationConfig, SolveError, SolverStats
-from .rk import RungeKutta
+from .rk import RungeKutta, combine
 
 __all__ = ["integrate_per_graph", "graph_index", "GraphEvent"]
 
@@ -141,6 +146,11 @@ class GraphEvent:
         return interp(theta)
 
 
+def _stage_time(rk: RungeKutta, t: Tensor, step: Tensor, i: int) -> Tensor:
+    """Every graph's time at stage ``i`` of its own step."""
+    return t + rk.c[i] * step
+
+
 def _dense(rk: RungeKutta, seg: "_Segments", y0: Tensor, ks: List[Tensor], h: Tensor,
            theta: Tensor) -> Tensor:
     """The tableau's own continuous extension with one ``theta`` and step ``h`` per graph."""
@@ -192,9 +202,8 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
     rk = RungeKutta(config.tableau)
     controller = config.controller()
     order = config.order()
-    # Resolved once per solve: the embedded error weights and the PI exponents.
-    weights, beta1, beta2 = rk.e, controller.beta1, controller.beta2
-    if weights is None or beta1 is None or beta2 is None:
+    weights = rk.e  # the embedded error weights, resolved once per solve
+    if weights is None or controller.beta1 is None:
         raise ValueError(f"per-graph step control needs an adaptive method with an error "
                          f"estimate, not {config.tableau.name!r}")
     seg = _Segments(batch, num_graphs, int(y0[0].numel()) if y0.size(0) else 1, y0.dtype)
@@ -249,15 +258,13 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
                              float(t[g]), float(step[g]), ys[:int(target.min())])
         h_node = seg.nodes(step, y)
         y_start, k_start, t_start = y, k1, t
-        ks = [k1]
-        for i, row in enumerate(rk.rows, start=1):
-            incr = sum(ks[j] * a for j, a in row)
-            ks.append(f(t + rk.c[i] * step, y + h_node * incr))
-        y1 = y + h_node * sum(ks[j] * b for j, b in rk.b)
+        # the shared loops' Runge-Kutta step, with one step size per graph
+        y1, _, ks = rk.step(f, partial(_stage_time, rk, t, step), y, k1, h_node,
+                            with_error=False)
         # Step sizes are not differentiated (as in every adaptive solver): the error control
         # works on detached values, which also keeps sqrt(0) out of the backward pass.
         with torch.no_grad():
-            error = h_node * _combine(ks, weights)
+            error = combine(None, h_node, weights, [k.detach() for k in ks])
             scale = torch.maximum(y.abs(), y1.abs()) * config.rtol + config.atol
             ratio = seg.rms(error / scale).to(f64)
         ratio = torch.where(running, ratio, torch.zeros_like(ratio))
@@ -285,15 +292,9 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
                 at = event.locate(crossed, t_start, step, seg, interp)
                 ys[last] = torch.where(seg.nodes(crossed, y).bool(), at, ys[last])
                 target = torch.where(crossed, torch.full_like(target, last + 1), target)
-        # The PI controller of PIController.next_step, per graph; a rejection never grows h.
-        safe = ratio.clamp(min=1e-10)
-        grow = controller.safety * safe ** (-beta1) * previous ** beta2
-        shrink = (controller.safety * safe ** (-1.0 / order)).clamp(max=1.0)
-        factor = torch.where(accepted, grow, shrink)
-        factor = torch.where(ratio == 0, torch.full_like(factor, controller.ifactor), factor)
-        factor = factor.clamp(controller.dfactor, controller.ifactor)
-        previous = torch.where(accepted, ratio.clamp(min=1e-4), previous)
-        h = torch.where(running, step * factor, h)
+        # The shared PI controller, per graph; a rejection never grows h.
+        grown, previous = controller.next_steps(step, ratio, accepted, previous)
+        h = torch.where(running, grown, h)
         h = direction * h.abs().clamp(max=controller.max_step)
     n_accepted, n_tried = torch.stack([accepted_total, tried_total]).tolist()
     stats.n_accepted += n_accepted
@@ -301,10 +302,3 @@ def integrate_per_graph(func: Func, y0: Tensor, times: Sequence[float], batch: T
     return ys
 
 
-def _combine(ks: List[Tensor], weights: Sequence[Tuple[int, float]]) -> Tensor:
-    """``sum_j w_j k_j`` over the non-zero weights, without a zero tensor to start from."""
-    (first, w0), *rest = weights
-    out = ks[first] * w0
-    for j, w in rest:
-        out = out + ks[j] * w
-    return out

@@ -5,7 +5,7 @@ a stage costs one fused multiply-add per non-zero coefficient and no host synchr
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -21,15 +21,22 @@ def _nonzero(coefficients: Sequence[float]) -> Terms:
     return tuple((j, float(a)) for j, a in enumerate(coefficients) if a != 0.0)
 
 
-def combine(y: Optional[Tensor], h: float, terms: Terms, ks: Sequence[Tensor]) -> Tensor:
+def combine(y: Optional[Tensor], h: Union[float, Tensor], terms: Terms, ks: Sequence[Tensor]
+            ) -> Tensor:
     """``y + h * sum_j a_j ks[j]`` over the non-zero ``(j, a_j)`` in ``terms``.
 
-    ``y=None`` returns the increment alone. The sum is built in a fresh tensor, so in-place
-    accumulation is safe under autograd.
+    ``h`` is a number, or a tensor that broadcasts against the state (one step per graph of a
+    batch, :mod:`graphode.solvers.per_graph`). ``y=None`` returns the increment alone. The
+    sum is built in a fresh tensor, so in-place accumulation is safe under autograd.
     """
     acc: Optional[Tensor] = None
     for j, a in terms:
-        acc = ks[j] * (h * a) if acc is None else acc.add_(ks[j], alpha=h * a)
+        if acc is None:
+            acc = ks[j] * (h * a)
+        elif isinstance(h, Tensor):
+            acc = acc.addcmul_(ks[j], h, value=a)
+        else:
+            acc = acc.add_(ks[j], alpha=h * a)
     if acc is None:  # every weight is zero
         acc = torch.zeros_like(ks[0])
     return acc if y is None else y + acc
@@ -56,7 +63,7 @@ class RungeKutta:
         return len(self.c)
 
     def step(self, func: Callable[[Tensor, Tensor], Tensor], times: Callable[[int], Tensor],
-             y: Tensor, k1: Tensor, h: float, with_error: bool = True
+             y: Tensor, k1: Tensor, h: Union[float, Tensor], with_error: bool = True
              ) -> Tuple[Tensor, Optional[Tensor], List[Tensor]]:
         """Advance ``y`` by one step of size ``h``.
 
@@ -65,7 +72,7 @@ class RungeKutta:
             times: ``times(i)`` returns the time tensor of stage ``i`` (``t + c_i h``).
             y: the state at the start of the step.
             k1: ``f(t, y)``, the first stage (FSAL-reused or freshly evaluated).
-            h: the signed step size.
+            h: the signed step size (or a tensor of them that broadcasts against ``y``).
             with_error: whether to form the embedded error estimate.
 
         Returns:
