@@ -40,7 +40,7 @@ class GraphSDE(torch.nn.Module):
 def main(argv=None) -> list:
     args = bench_args(__doc__, argv, **{"--methods": dict(
         nargs="+", default=["euler", "milstein", "srk", "midpoint", "reversible_heun",
-                            "adjoint"])})
+                            "adjoint", "backsolve"])})
     device = args.device
     edge_index, graph = cora_graph()
     edge_index = edge_index.to(device)
@@ -49,29 +49,37 @@ def main(argv=None) -> list:
     ts = torch.tensor([0.0, 1.0], device=device)
     rows = []
     for name in args.methods:
-        method = "reversible_heun" if name == "adjoint" else name
+        # "adjoint": reversible Heun's exact adjoint; "backsolve": the midpoint backsolve
+        # adjoint of a midpoint solve, on both sides
+        method = {"adjoint": "reversible_heun", "backsolve": "midpoint"}.get(name, name)
+        adjoint = {"adjoint": "adjoint_reversible_heun", "backsolve": "midpoint"}.get(name)
         sde_type = "ito" if method in ("euler", "milstein", "srk") else "stratonovich"
         sde = GraphSDE(edge_index, channels, sde_type).to(device)
         levy = "space-time" if method == "srk" else None
 
         def ours():
             y = x.clone().requires_grad_(True)
-            solve = graphode.sdeint_adjoint if name == "adjoint" else graphode.sdeint
-            solve(sde, y, ts, method=method, dt=dt)[-1].sum().backward()
+            if adjoint is not None:
+                out = graphode.sdeint_adjoint(sde, y, ts, method=method, dt=dt,
+                                              adjoint_method=adjoint)
+            else:
+                out = graphode.sdeint(sde, y, ts, method=method, dt=dt)
+            out[-1].sum().backward()
 
         def base():
             y = x.clone().requires_grad_(True)
             bm = torchsde.BrownianInterval(0.0, 1.0, size=(n, channels), device=device,
                                            levy_area_approximation=levy or "none")
-            if name == "adjoint":
+            if adjoint is not None:
                 out = torchsde.sdeint_adjoint(sde, y, ts, bm=bm, method=method, dt=dt,
-                                              adjoint_method="adjoint_reversible_heun")
+                                              adjoint_method=adjoint)
             else:
                 out = torchsde.sdeint(sde, y, ts, bm=bm, method=method, dt=dt)
             out[-1].sum().backward()
 
         timing = paired(ours, base, reps=args.reps, warmup=1, device=device)
-        label = "reversible_heun, adjoint" if name == "adjoint" else f"{method}, autograd"
+        label = {"adjoint": "reversible_heun, adjoint",
+                 "backsolve": "midpoint, backsolve adjoint"}.get(name, f"{method}, autograd")
         rows.append({"workload": f"{label}, {graph}", "graphode": "sdeint",
                      "baseline": f"torchsde {torchsde.__version__}", **timing})
     write_results(f"sde_{device.type}", rows,
