@@ -6,6 +6,11 @@ plain GRU and the historical average, on the Los-loop speeds (207 sensors, 5-min
 
     python examples/traffic_forecasting.py
     python examples/traffic_forecasting.py --model gcgru --drop-prob 0.7 --json out.json
+    python examples/traffic_forecasting.py --model gde-sde
+
+``--model gde-sde`` is the stochastic GDE-GRU: its forecast is a graph neural SDE whose sample
+paths are its uncertainty. It trains on the CRPS of its samples and reports, next to the
+median's MAE / RMSE / MAPE, the CRPS and the coverage and width of its 50% and 90% intervals.
 
 Splits the series chronologically (70 / 10 / 20 by default), fits the scaler on the training
 part only, keeps the epoch with the best validation MAE and reports masked MAE / RMSE / MAPE on
@@ -31,15 +36,31 @@ from graphode.data import (
     load_series,
     sliding_windows,
 )
-from graphode.metrics import forecast_metrics, masked_huber, masked_mae, masked_mse
+from graphode.metrics import (
+    crps_ensemble,
+    forecast_metrics,
+    masked_huber,
+    masked_mae,
+    masked_mse,
+    probabilistic_metrics,
+)
 from graphode.models import ChangeForecaster
-from graphode.nn import GDEGRU, HistoricalAverage, RecurrentForecaster, SolverStatsRecorder
+from graphode.nn import (
+    GDEGRU,
+    HistoricalAverage,
+    RecurrentForecaster,
+    SolverStatsRecorder,
+    StochasticGDEGRU,
+)
 from graphode.training import check_loss, restore_training_state, run_seeds, training_state
 
 from _common import add_flags, check_args, epochs, figure, run_example, settings
 
-MODELS = ("ha", "gru", "gcgru", "gde-gru")
-LOSSES = {"mae": masked_mae, "mse": masked_mse, "huber": masked_huber}
+MODELS = ("ha", "gru", "gcgru", "gde-gru", "gde-sde")
+LOSSES = {"mae": masked_mae, "mse": masked_mse, "huber": masked_huber,
+          # the sample forecasts of gde-sde: a proper score of the whole distribution
+          "crps": lambda samples, target: crps_ensemble(samples, target, missing=0.0)}
+SAMPLING = ("gde-sde",)  # models whose forecasts are samples, (S, B, Q, N)
 
 
 def parse_args(argv=None):
@@ -61,8 +82,17 @@ def parse_args(argv=None):
               step_size=dict(default=1.0, help="GDE-GRU solver step, in sampling intervals "
                                                "(0 = adaptive)"))
     add_flags(p, "lr", "weight_decay", lr=3e-3, weight_decay=0.0)
-    p.add_argument("--loss", default="mae", choices=LOSSES,
-                   help="training loss over the observed targets")
+    p.add_argument("--loss", choices=LOSSES,
+                   help="training loss over the observed targets (default: mae; crps, the "
+                        "only choice, for gde-sde)")
+    p.add_argument("--samples", type=int, default=4,
+                   help="gde-sde: sample paths per forecast in training")
+    p.add_argument("--eval-samples", type=int, default=64,
+                   help="gde-sde: sample paths per forecast on the test part")
+    p.add_argument("--val-samples", type=int, default=16,
+                   help="gde-sde: sample paths per forecast for the validation CRPS")
+    p.add_argument("--noise-scale", type=float, default=0.1,
+                   help="gde-sde: initial diffusion scale of the forecast SDE")
     add_flags(p, "epochs", "patience", "batch_size", "seeds", "distributed", "device", "json",
               epochs=20, patience=5, batch_size=32,
               json=dict(help="write the test metrics here"))
@@ -70,6 +100,18 @@ def parse_args(argv=None):
     add_flags(p, "checkpoint", "resume")
     args = p.parse_args(argv)
     check_args(p, args)
+    sampling = args.model in SAMPLING
+    if args.loss is None:
+        args.loss = "crps" if sampling else "mae"
+    if (args.loss == "crps") != sampling:
+        p.error(f"--loss crps scores sample forecasts: it goes with --model gde-sde alone, "
+                f"not --model {args.model} --loss {args.loss}")
+    if sampling and min(args.samples, args.eval_samples, args.val_samples) < 2:
+        p.error(f"--samples, --val-samples and --eval-samples must be at least 2 (the CRPS "
+                f"compares samples), got {args.samples}, {args.val_samples} and "
+                f"{args.eval_samples}")
+    if sampling and not args.noise_scale > 0:
+        p.error(f"--noise-scale must be positive, got {args.noise_scale}")
     return args
 
 
@@ -108,17 +150,22 @@ def build(args, horizon, channels):
     if args.model == "ha":
         return HistoricalAverage()
     # Learned models predict the change from the last observed snapshot, all alike.
+    step = args.step_size or None
     if args.model == "gde-gru":
-        step = args.step_size or None
         return ChangeForecaster(GDEGRU(channels, args.hidden, 1, method=args.method,
                                        step_size=step))
+    if args.model == "gde-sde":
+        return ChangeForecaster(StochasticGDEGRU(
+            channels, args.hidden, 1, method=args.method, step_size=step,
+            noise_scale=args.noise_scale, sde_dt=args.step_size or 1.0,
+            num_samples=args.samples, eval_samples=args.eval_samples))
     return ChangeForecaster(RecurrentForecaster(channels, args.hidden, horizon,
                                                 graph=args.model == "gcgru",
                                                 time_gaps=args.drop_prob > 0))
 
 
 def forecast(model, graph, times, query, x, mask, scaler):
-    """Forecasts in original units."""
+    """Forecasts in original units: ``(B, Q, N)``, or samples ``(S, B, Q, N)``."""
     if isinstance(model, HistoricalAverage):
         x = x[..., :1]  # the average of the speeds alone
     pred = model(x, graph.edge_index, times, query, mask, graph.edge_weight).squeeze(-1)
@@ -132,7 +179,7 @@ def predict(model, windows, graph, times, query, scaler, batch_size, device):
         for x, _, mask in windows.batches(batch_size):
             out.append(forecast(model, graph, times, query, x.to(device), mask.to(device),
                                 scaler).cpu())
-    return torch.cat(out)
+    return torch.cat(out, dim=-3)  # along the windows, before (Q, N)
 
 
 def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
@@ -148,6 +195,9 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
     query = times[-1] + torch.arange(1, args.horizon + 1, dtype=torch.float32, device=device)
     model = build(args, args.horizon, splits["train"].x.size(-1)).to(device)
     def evaluate(split):
+        if args.model in SAMPLING:
+            model.forecaster.eval_samples = args.eval_samples if split == "test" \
+                else args.val_samples
         return predict(model, splits[split], series, times, query, scaler, args.batch_size,
                        device)
 
@@ -191,12 +241,15 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
     best, epoch, nfe, elapsed = (progress[k] for k in ("best", "epoch", "nfe", "elapsed"))
     seconds = elapsed / max(epoch, 1)
     model.load_state_dict(best["state"])
-    pred = evaluate("test")
-    return dict(metrics=forecast_metrics(pred, splits["test"].y, interval=series.interval),
-                pooled=forecast_metrics(pred, splits["test"].y, interval=series.interval,
-                                        pooled=True),
+    pred, target = evaluate("test"), splits["test"].y
+    extra = {}
+    if args.model in SAMPLING:  # the median is the point forecast
+        extra["probabilistic"] = probabilistic_metrics(pred, target, interval=series.interval)
+        pred = pred.median(0).values
+    return dict(metrics=forecast_metrics(pred, target, interval=series.interval),
+                pooled=forecast_metrics(pred, target, interval=series.interval, pooled=True),
                 val_loss=best["val"], epochs=epoch, seconds_per_epoch=seconds,
-                nfe_per_batch=st.mean(nfe) if nfe else 0, pred=pred)
+                nfe_per_batch=st.mean(nfe) if nfe else 0, pred=pred, **extra)
 
 
 def plot(path, pred, target, title, step=3, sensors=(0, 1, 2)):
@@ -233,10 +286,18 @@ def report(args, ctx):
                "epochs": st.mean(r["epochs"] for r in runs),
                "seconds_per_epoch": st.mean(r["seconds_per_epoch"] for r in runs),
                "nfe_per_batch": st.mean(r["nfe_per_batch"] for r in runs)}
+    if "probabilistic" in runs[0]:
+        summary["probabilistic"] = {h: {k: st.mean(r["probabilistic"][h][k] for r in runs)
+                                        for k in row}
+                                    for h, row in runs[0]["probabilistic"].items()}
     print(f"{series.name} {args.model} (drop {args.drop_prob:g}, split {args.split}, "
           f"{args.seeds} seed(s), {summary['seconds_per_epoch']:.1f} s/epoch): " + "; ".join(
               f"{h} MAE {m['mae']:.2f} RMSE {m['rmse']:.2f} MAPE {100 * m['mape']:.1f}%"
               for h, m in metrics.items()))
+    for h, m in summary.get("probabilistic", {}).items():
+        print(f"  {h}: CRPS {m['crps']:.2f}, 50% interval covers {100 * m['coverage50']:.1f}% "
+              f"(width {m['width50']:.2f}), 90% covers {100 * m['coverage90']:.1f}% "
+              f"(width {m['width90']:.2f})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 __all__ = ["masked_mae", "masked_mse", "masked_huber", "masked_rmse", "masked_mape",
            "forecast_metrics", "expected_calibration_error", "auroc", "crps_ensemble",
-           "interval_coverage"]
+           "interval_coverage", "probabilistic_metrics"]
 
 
 def _mask(target: Tensor, missing: Optional[float]) -> Tensor:
@@ -124,10 +124,12 @@ def auroc(scores: Tensor, positive: Tensor) -> Tensor:
     return u / (n_pos * n_neg)
 
 
-def crps_ensemble(samples: Tensor, target: Tensor) -> Tensor:
+def crps_ensemble(samples: Tensor, target: Tensor, missing: Optional[float] = None) -> Tensor:
     """Mean continuous ranked probability score of a sample forecast: ``E|X - y| - 0.5
     E|X - X'|`` per entry, from ``samples`` of shape ``(S, *target.shape)`` (the unbiased
-    pairwise term, over distinct pairs), averaged over the entries."""
+    pairwise term, over distinct pairs), averaged over the entries where ``target !=
+    missing`` (all of them by default). A proper score: a point forecast scores its absolute
+    error, and training on it fits the whole predictive distribution."""
     if samples.shape[1:] != target.shape or samples.size(0) < 2:
         raise ValueError(f"samples must be (S >= 2, *target.shape), got {tuple(samples.shape)} "
                          f"for a target of {tuple(target.shape)}")
@@ -138,16 +140,45 @@ def crps_ensemble(samples: Tensor, target: Tensor) -> Tensor:
     weights = (2 * torch.arange(s, device=samples.device, dtype=samples.dtype) - s + 1)
     pairs = 2 * (weights.view(-1, *([1] * target.dim())) * ordered).sum(0)
     spread = pairs / (s * (s - 1))
-    return (skill - 0.5 * spread).mean()
+    return _masked_mean(skill - 0.5 * spread, _mask(target, missing))
 
 
-def interval_coverage(samples: Tensor, target: Tensor, level: float) -> Dict[str, Tensor]:
+def interval_coverage(samples: Tensor, target: Tensor, level: float,
+                      missing: Optional[float] = None) -> Dict[str, Tensor]:
     """Coverage and mean width of the central ``level`` interval of a sample forecast (the
-    ``(1 - level) / 2`` and ``(1 + level) / 2`` sample quantiles, per entry)."""
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` sample quantiles, per entry), over the
+    entries where ``target != missing`` (all of them by default)."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=samples.dtype,
                      device=samples.device)
     lo, hi = torch.quantile(samples, q, dim=0)
     inside = ((target >= lo) & (target <= hi)).to(samples.dtype)
-    return {"coverage": inside.mean(), "width": (hi - lo).mean()}
+    mask = _mask(target, missing)
+    return {"coverage": _masked_mean(inside, mask), "width": _masked_mean(hi - lo, mask)}
+
+
+def probabilistic_metrics(samples: Tensor, target: Tensor, steps=(3, 6, 9, 12),
+                          interval: Optional[float] = 5.0, missing: Optional[float] = 0.0,
+                          levels=(0.5, 0.9)) -> Dict[str, Dict[str, float]]:
+    """CRPS, and the coverage and width of the central intervals at ``levels``, at the given
+    horizon steps of sample forecasts ``(samples, S, P, N)``; keyed as
+    :func:`forecast_metrics` keys its point metrics, with ``coverage50``/``width50`` for the
+    50% interval and so on."""
+    if samples.dim() != target.dim() + 1 or samples.shape[1:] != target.shape:
+        raise ValueError(f"samples must be (samples, *target.shape), got "
+                         f"{tuple(samples.shape)} for a target of {tuple(target.shape)}")
+    out = {}
+    for step in steps:
+        if step > target.size(1):
+            continue
+        s, t = samples[:, :, step - 1], target[:, step - 1]
+        key = f"{step * interval:g}min" if interval else f"step{step}"
+        row = {"crps": float(crps_ensemble(s, t, missing))}
+        for level in levels:
+            cover = interval_coverage(s, t, level, missing)
+            name = f"{100 * level:g}"
+            row[f"coverage{name}"] = float(cover["coverage"])
+            row[f"width{name}"] = float(cover["width"])
+        out[key] = row
+    return out

@@ -91,3 +91,31 @@ def test_crps_and_interval_coverage():
     cover = interval_coverage(many, truth, 0.9)
     assert cover["coverage"].item() == pytest.approx(0.9, abs=0.015)
     assert cover["width"].item() == pytest.approx(2 * 1.6449, abs=0.02)
+
+
+def test_probabilistic_metrics_leave_out_missing_targets():
+    import torch
+
+    from graphode.metrics import crps_ensemble, interval_coverage, probabilistic_metrics
+    g = torch.Generator().manual_seed(2)
+    samples = torch.randn(9, 4, 12, 5, generator=g, dtype=torch.float64) + 60
+    target = torch.randn(4, 12, 5, generator=g, dtype=torch.float64) + 60
+    target[0, :, 1] = 0.0  # a sensor that is off: missing
+    keep = target != 0
+    # the masked score is the plain score over the observed entries alone
+    s3, t3, k3 = samples[:, :, 2], target[:, 2], keep[:, 2]
+    assert crps_ensemble(s3, t3, missing=0.0).item() == pytest.approx(
+        crps_ensemble(s3[:, k3], t3[k3]).item(), abs=1e-12)
+    for level in (0.5, 0.9):
+        masked = interval_coverage(s3, t3, level, missing=0.0)
+        plain = interval_coverage(s3[:, k3], t3[k3], level)
+        for name in ("coverage", "width"):
+            assert masked[name].item() == pytest.approx(plain[name].item(), abs=1e-12)
+    rows = probabilistic_metrics(samples, target)
+    assert list(rows) == ["15min", "30min", "45min", "60min"]
+    assert rows["15min"]["crps"] == pytest.approx(crps_ensemble(s3, t3, 0.0).item())
+    assert rows["15min"]["coverage90"] == pytest.approx(
+        interval_coverage(s3, t3, 0.9, 0.0)["coverage"].item())
+    assert set(rows["60min"]) == {"crps", "coverage50", "width50", "coverage90", "width90"}
+    with pytest.raises(ValueError, match="samples must be"):
+        probabilistic_metrics(samples[0], target)

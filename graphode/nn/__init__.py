@@ -5,12 +5,12 @@ from .field import GraphVectorField, register_plan
 from .forecast import HistoricalAverage, RecurrentForecaster
 from .gcgru import GCGRUCell, gcn_operator
 from .gde import GDEConv
-from .gde_gru import GDEGRU, batch_graph
+from .gde_gru import GDEGRU, StochasticGDEGRU, batch_graph
 from .gru_ode import GraphGRUODE
 from .sde import GraphSDE
 from .sparse import SparseOperator
 from .stats import SolverStatsRecorder
 
 __all__ = ["GDEConv", "GraphSDE", "SolverStatsRecorder", "GraphVectorField", "register_plan", "SecondOrderGDEConv", "TimeConcat", "SparseOperator",
-           "LinearDiffusion", "GCGRUCell", "gcn_operator", "GDEGRU", "batch_graph", "GraphGRUODE",
+           "LinearDiffusion", "GCGRUCell", "gcn_operator", "GDEGRU", "StochasticGDEGRU", "batch_graph", "GraphGRUODE",
            "RecurrentForecaster", "HistoricalAverage"]

@@ -13,8 +13,9 @@ from .field import GraphVectorField
 from .gcgru import GCGRUCell, gcn_operator
 from .gde import with_graph_inputs
 from .gru_ode import GraphGRUODE
+from .sde import GraphSDE
 
-__all__ = ["GDEGRU", "batch_graph"]
+__all__ = ["GDEGRU", "StochasticGDEGRU", "batch_graph"]
 
 
 def batch_graph(edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
@@ -119,6 +120,18 @@ class GDEGRU(Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
                 mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None) -> Tensor:
+        h, grid, index, ei, ew = self._encode(x, edge_index, times, query_times, mask,
+                                              edge_weight)
+        hs = self._flow(h, grid) if len(grid) > 1 else h.unsqueeze(0)
+        out = self.decoder(hs[index])  # (Q, B * N, out)
+        batch, n = x.shape[:2], x.size(2)
+        return out.view(len(index), batch[0], n, self.out_channels).transpose(0, 1)
+
+    def _encode(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
+                mask: Optional[Tensor], edge_weight: Optional[Tensor]):
+        """The hidden state at the last observation ``(B * N, hidden)``, the forecast grid
+        (the last observation time, then the sorted query times), where each query time lies
+        on it, and the batched graph."""
         _check_sequence(x, times, mask)
         batch, steps, n, _ = x.shape
         t_obs = [float(v) for v in times]
@@ -144,11 +157,80 @@ class GDEGRU(Module):
         # One solve through every query time (sorted, duplicates allowed by the caller).
         order = sorted(set(t_query))
         grid = order if order[0] == t_obs[-1] else [t_obs[-1]] + order
-        hs = self._flow(h, grid) if len(grid) > 1 else h.unsqueeze(0)
         index = torch.tensor([grid.index(t) for t in t_query], device=x.device)
-        out = self.decoder(hs[index])  # (Q, B * N, out)
-        return out.view(len(t_query), batch, n, self.out_channels).transpose(0, 1)
+        return h, grid, index, ei, ew
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.in_channels}, {self.hidden_channels}, "
                 f"{self.out_channels}, method='{self.solver['method']}')")
+
+
+class StochasticGDEGRU(GDEGRU):
+    r"""A GDE-GRU whose forecast is a graph neural SDE: it reads the observations as
+    :class:`GDEGRU` does, then from the last one the hidden state follows
+
+    .. math::
+        d\mathbf{H} = f\big(\mathbf{H}; \mathcal{G}\big)\,dt
+        + g(\mathbf{H})\,d\mathbf{W}_t,
+
+    the same field :math:`f` as between observations, with a learned diagonal diffusion
+    :math:`g` (Ito, Euler-Maruyama steps of ``sde_dt``). Several paths are drawn side by side in
+    one solve and each is decoded, so the model returns sample forecasts: their spread is its
+    uncertainty, and it grows with the horizon as the noise accumulates. Train it on a proper
+    score of the samples, such as :func:`graphode.metrics.crps_ensemble`.
+
+    Args:
+        in_channels, hidden_channels, out_channels, field, method, step_size, rtol, atol,
+            gradient, **solver_kwargs: as for :class:`GDEGRU` (the flow between observations).
+        diffusion: ``"node"`` (a scale per node and channel from the state, the default),
+            ``"constant"`` (one per channel) or a graph layer (see :class:`GraphSDE`).
+        noise_scale: the diffusion's initial scale.
+        sde_dt: the Euler-Maruyama step of the forecast, in the caller's time units.
+        num_samples: paths per forecast in training.
+        eval_samples: paths per forecast in evaluation.
+
+    Shapes:
+        - **input:** as :class:`GDEGRU`
+        - **output:** sample forecasts :math:`(S, B, Q, |\mathcal{V}|, F_{out})`, :math:`S`
+          the number of paths (``num_samples`` in training, ``eval_samples`` in evaluation)
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int = 1,
+                 field: Optional[Union[Module, Sequence[Module]]] = None, method: str = "rk4",
+                 step_size: Optional[float] = 1.0, rtol: float = 1e-3, atol: float = 1e-4,
+                 gradient: str = "autograd", diffusion: Union[str, Module] = "node",
+                 noise_scale: float = 0.1, sde_dt: float = 1.0, num_samples: int = 8,
+                 eval_samples: int = 32, **solver_kwargs):
+        super().__init__(in_channels, hidden_channels, out_channels, field, method, step_size,
+                         rtol, atol, gradient, **solver_kwargs)
+        for name, value in (("num_samples", num_samples), ("eval_samples", eval_samples)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not sde_dt > 0:
+            raise ValueError(f"sde_dt must be positive, got {sde_dt!r}")
+        self.num_samples, self.eval_samples = num_samples, eval_samples
+        self.sde = GraphSDE(self.field, diffusion, channels=hidden_channels,
+                            noise_scale=noise_scale, method="euler", dt=sde_dt,
+                            gradient=gradient if gradient in ("autograd", "checkpoint")
+                            else "autograd", validate=False)
+
+    def forward(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
+                mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None) -> Tensor:
+        h, grid, index, ei, ew = self._encode(x, edge_index, times, query_times, mask,
+                                              edge_weight)
+        samples = self.num_samples if self.training else self.eval_samples
+        self.sde.num_samples = samples
+        if len(grid) > 1:
+            hs = self.sde(h, ei, ew, times=grid)  # (len(grid), [S,] B * N, hidden)
+            hs = hs if samples > 1 else hs.unsqueeze(1)
+        else:
+            hs = h.expand(1, samples, *h.shape)
+        out = self.decoder(hs[index])  # (Q, S, B * N, out)
+        batch, n = x.size(0), x.size(2)
+        return out.view(len(index), samples, batch, n, self.out_channels).permute(1, 2, 0, 3, 4)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.in_channels}, {self.hidden_channels}, "
+                f"{self.out_channels}, method='{self.solver['method']}', "
+                f"diffusion='{self.sde.diffusion}', samples={self.num_samples}/"
+                f"{self.eval_samples})")

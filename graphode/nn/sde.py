@@ -105,8 +105,12 @@ class GraphSDE(Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None,
-                entropy: Union[int, Sequence[int], Tensor, None] = None) -> Tensor:
-        """Samples of the final state: ``(N, C)``, or ``(num_samples, N, C)``.
+                entropy: Union[int, Sequence[int], Tensor, None] = None,
+                times: Optional[Sequence[float]] = None) -> Tensor:
+        """Samples of the final state: ``(N, C)``, or ``(num_samples, N, C)``; with
+        ``times`` (increasing output times, the first the start, default ``t_span``) the
+        samples at every one of them, ``(len(times), N, C)`` or ``(len(times), num_samples, N,
+        C)``, one path through all.
 
         ``entropy`` seeds the Brownian motion (one seed per graph with ``batch``, so a
         graph's samples do not depend on its batch mates); by default it is drawn from
@@ -128,10 +132,12 @@ class GraphSDE(Module):
         params: list = [*self.parameters()]
         if edge_weight is not None and edge_weight.requires_grad:
             params.append(edge_weight)
-        ys = sdeint(_Terms(self), h0, list(self.t_span), method=self.method, dt=self.dt,
+        ts = list(self.t_span) if times is None else [float(t) for t in times]
+        ys = sdeint(_Terms(self), h0, ts, method=self.method, dt=self.dt,
                     gradient=self.gradient, adjoint_params=params, entropy=seeds, batch=rows)
-        out = ys[-1]
-        return out.view(samples, n, -1) if samples > 1 else out
+        if samples > 1:
+            ys = ys.view(len(ts), samples, n, -1)
+        return ys[-1] if times is None else ys
 
     def _seeds(self, entropy, batch: Optional[Tensor], n: int, device: torch.device):
         """Seeds and the graph index of every row of the repeated state."""

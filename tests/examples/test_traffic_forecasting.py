@@ -76,6 +76,40 @@ def test_time_of_day_channels(root):
     assert torch.equal(plain["train"].x[..., 0], x[..., 0])
 
 
+def test_gde_sde_trains_on_crps_and_reports_its_intervals(root, tmp_path):
+    out = tmp_path / "out.json"
+    summary = tf.main(["--root", str(root), "--model", "gde-sde", "--epochs", "6",
+                       "--history", "6", "--hidden", "16", "--batch-size", "8", "--lr", "0.01",
+                       "--eval-samples", "32", "--json", str(out)])
+    assert json.loads(out.read_text()) == summary
+    prob = summary["probabilistic"]
+    assert set(prob) == HORIZONS
+    args = tf.parse_args(["--root", str(root), "--model", "ha", "--history", "6"])
+    ha = tf.run(args, *tf.prepare(args), seed=0)
+    for h, row in prob.items():
+        assert set(row) == {"crps", "coverage50", "width50", "coverage90", "width90"}
+        # nested intervals: the 90% one is wider and covers more
+        assert row["width90"] > row["width50"] > 0 and row["coverage90"] >= row["coverage50"]
+        # a point forecast's CRPS is its absolute error: the samples beat the history's
+        # average taken as a point forecast, and so does their median
+        assert 0 < row["crps"] < ha["metrics"][h]["mae"]
+        assert summary["metrics"][h]["mae"] < ha["metrics"][h]["mae"]
+    # the spread grows with the horizon: the noise accumulates along the path
+    assert prob["60min"]["width90"] > prob["15min"]["width90"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "gde-sde", "--loss", "mae"], "--loss crps"),
+    (["--model", "gde-gru", "--loss", "crps"], "--loss crps"),
+    (["--model", "gde-sde", "--samples", "1"], "at least 2"),
+    (["--model", "gde-sde", "--noise-scale", "0"], "--noise-scale"),
+])
+def test_gde_sde_flags_are_checked(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        tf.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("loss", ["mse", "huber"])
 def test_losses_and_time_of_day_train(root, loss):
     args = tf.parse_args(["--root", str(root), "--model", "gcgru", "--epochs", "3", "--history", "6",

@@ -157,3 +157,46 @@ def test_graph_gru_ode_field():
     gde = GDEConv(layer, t_span=(0.0, 50.0), method="dopri5", gradient="autograd")
     out = gde(x, EDGES)
     assert out.abs().max() <= 1.0 and torch.isfinite(out).all()
+
+
+def _sde_and_ode(noise_scale, **kwargs):
+    from graphode.nn import StochasticGDEGRU
+    torch.manual_seed(0)
+    sde = StochasticGDEGRU(2, 6, 1, method="euler", noise_scale=noise_scale, **kwargs).double()
+    ode = GDEGRU(2, 6, 1, method="euler").double()
+    ode.load_state_dict({k: v for k, v in sde.state_dict().items() if not k.startswith("sde.")})
+    return sde, ode
+
+
+def test_stochastic_gde_gru_without_noise_is_the_gde_gru():
+    # The forecast SDE's drift is the flow's own field: with the noise at 1e-12 its
+    # Euler-Maruyama steps are the ODE's Euler steps, sample by sample.
+    sde, ode = _sde_and_ode(1e-12, num_samples=3, eval_samples=5)
+    x = torch.randn(2, 4, 4, 2, dtype=torch.float64)
+    times, query = torch.arange(4.0).double(), torch.tensor([3.0, 5.0, 4.0, 7.0]).double()
+    mask = torch.tensor([[True, False, True, True], [True, True, True, True]])
+    expected = ode(x, EDGES, times, query, mask)
+    samples = sde(x, EDGES, times, query, mask)
+    assert samples.shape == (3, 2, 4, 4, 1)
+    torch.testing.assert_close(samples, expected.expand_as(samples), atol=1e-9, rtol=0)
+    sde.eval()
+    assert sde(x, EDGES, times, query, mask).shape == (5, 2, 4, 4, 1)
+
+
+def test_stochastic_gde_gru_samples_spread_with_the_horizon():
+    sde, _ = _sde_and_ode(0.3, num_samples=400)
+    x = torch.randn(1, 3, 4, 2, dtype=torch.float64)
+    # the last observation (t = 2), one step later, six steps later
+    times, query = torch.arange(3.0).double(), torch.tensor([2.0, 3.0, 8.0]).double()
+    torch.manual_seed(1)
+    samples = sde(x, EDGES, times, query)
+    spread = samples.std(0).mean((0, 2, 3))  # per query time
+    assert spread[0] == 0 and spread[2] > 1.2 * spread[1] > 0
+    torch.manual_seed(1)
+    assert torch.equal(sde(x, EDGES, times, query), samples)  # torch's seed fixes the paths
+    # the CRPS reaches the diffusion's parameters
+    from graphode.metrics import crps_ensemble
+    crps_ensemble(samples[:, 0], torch.zeros_like(samples[0, 0])).backward()
+    assert sde.sde.noise_layer.bias.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        _sde_and_ode(0.1, num_samples=0)
