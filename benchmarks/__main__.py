@@ -21,6 +21,7 @@ from benchmarks import (
     sde,
     solver_overhead,
     stiff,
+    stiff_classifier,
     training_step,
 )
 
@@ -36,6 +37,8 @@ def plan(quick: bool, device: str):
          reps + dev + ["--graphs", "64"]),
         ("stiff graph diffusion (method='auto' against dopri5)", stiff,
          ["--reps", "1" if quick else "3"] + dev + (["--rates", "100", "1000"] if quick else [])),
+        ("GRAND-style classifier to t = 18 (implicit against explicit)", stiff_classifier,
+         dev + (["--epochs", "10", "--seeds", "1"] if quick else [])),
         ("graph SDE against torchsde (Cora-sized, diagonal noise)", sde,
          ["--reps", "3" if quick else "7"] + dev
          + (["--methods", "euler", "reversible_heun", "adjoint"] if quick else [])),
