@@ -167,7 +167,8 @@ class _IMEXLoop(_Loop):
     def unpack(self, carry: Tuple[Tensor, ...]) -> Any:
         return tuple(carry)
 
-    def step(self, t: float, y: Tensor, f0: Any, h: float) -> Tuple[Tensor, Any, Optional[Tensor]]:
+    def step(self, t: float, y: Tensor, f0: Any, h: float, estimate: bool = True
+             ) -> Tuple[Tensor, Any, Optional[Tensor]]:
         ark, config = self.solver.ark, self.config  # type: ignore[attr-defined]
         with torch.no_grad():
             scale = y.detach().abs().mul(config.rtol).add_(config.atol)
@@ -192,7 +193,7 @@ class _IMEXLoop(_Loop):
         for bj, ej, ki, ke in zip(ark.b, ark.b_error, k_i, k_e):
             both = ki + ke
             y1 = y1 + (h * bj) * both
-            if ej != 0.0:
+            if estimate and ej != 0.0:
                 error = (h * ej) * both if error is None else error + (h * ej) * both
         return y1, self.start(t + h, y1), error
 

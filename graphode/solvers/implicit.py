@@ -501,8 +501,10 @@ class _Loop:
     def unpack(self, carry: Tuple[Tensor, ...]) -> Any:
         return carry[0]
 
-    def step(self, t: float, y: Tensor, f0: Any, h: float) -> Tuple[Tensor, Any, Optional[Tensor]]:
-        """``(y1, start(t + h, y1), error)`` for a step of size ``h``."""
+    def step(self, t: float, y: Tensor, f0: Any, h: float, estimate: bool = True
+             ) -> Tuple[Tensor, Any, Optional[Tensor]]:
+        """``(y1, start(t + h, y1), error)`` for a step of size ``h`` (``error`` is ``None``
+        without ``estimate``: a replayed step was accepted already)."""
         dirk, config = self.dirk, self.config
         with torch.no_grad():
             scale = y.detach().abs().mul(config.rtol).add_(config.atol)
@@ -521,7 +523,7 @@ class _Loop:
             ks.append(k)
             guess = z
         error: Optional[Tensor] = None
-        for e, k in zip(dirk.b_error or (), ks):
+        for e, k in zip(dirk.b_error if estimate and dirk.b_error else (), ks):
             if e != 0.0:
                 error = (h * e) * k if error is None else error + (h * e) * k
         return z, ks[-1], error
@@ -535,7 +537,7 @@ class _Loop:
         ``t1`` is where it ended, and ``restart`` the time the next step's start is re-evaluated
         toward after a jump."""
         f0 = self.unpack(carry)
-        y1, f1, _ = self.step(t, y, f0, h)
+        y1, f1, _ = self.step(t, y, f0, h, estimate=False)
         outs = [y1 if theta == 1.0 else hermite(y, y1, self.total(f0), self.total(f1), h, theta)
                 for _, theta in outputs]
         if restart is not None:
