@@ -251,18 +251,21 @@ def _time_tensor(t: float, like: Tensor, toward: Optional[float] = None) -> Tens
 
 
 def check_step(t: float, h: float, min_step: float, attempts: int, config: "IntegrationConfig",
-               stats: SolverStats, end: float, ys: Sequence[Tensor], method: str) -> None:
+               stats: SolverStats, end: float, ys: Sequence[Tensor], method: Optional[str] = None,
+               hint: str = "check the field") -> None:
     """Raise :class:`SolveError` for a step-size underflow or too many steps (the solver
-    loops' shared guard; ``method`` names what was stepping)."""
+    loops' shared guard; ``method`` names what was stepping, ``hint`` what to suspect)."""
     if not math.isfinite(h) or abs(h) < min_step or t + h == t:
+        by = f" with method={method}" if method else ""
+        below = f" below min_step={min_step:g}" if min_step else ""
         raise SolveError(
-            f"step size underflow at t={t:.6g} with method={method}: the controller asked "
-            f"for a step of {h:.3g}; loosen rtol/atol or check the field", t, h, ys)
+            f"step size underflow at t={t:.6g}{by}: the controller asked for a step of "
+            f"{h:.3g}{below}; {hint}; loosen rtol/atol or use a fixed step_size", t, h, ys)
     if attempts >= config.max_steps:
         raise SolveError(
             f"max_steps={config.max_steps} exceeded at t={t:.6g} (step size {h:.3g}, "
             f"{stats.n_accepted} accepted, {stats.n_rejected} rejected) before reaching "
-            f"t={end:.6g}: raise max_steps or loosen rtol/atol", t, h, ys)
+            f"t={end:.6g}: raise max_steps or loosen rtol/atol; {hint}", t, h, ys)
 
 
 def _non_finite(where: str, t: float, h: float, ys: Sequence[Tensor]) -> SolveError:
@@ -569,18 +572,9 @@ def _integrate_adaptive(func: Func, y0: Tensor, times: Sequence[float], config: 
             h = stop - t
         if math.isnan(h):
             raise _non_finite("in the step from", t, h, ys)
-        if not math.isfinite(h) or abs(h) < controller.min_step or t + h == t:
-            raise SolveError(
-                f"step size underflow at t={t:.6g}: the controller asked for a step of "
-                f"{h:.3g}{f' below min_step={controller.min_step:g}' if controller.min_step else ''}; "
-                f"the problem is likely stiff or the field non-smooth here: loosen rtol/atol or "
-                f"use a fixed step_size", t, h, ys)
-        if attempts >= config.max_steps:
-            raise SolveError(
-                f"max_steps={config.max_steps} exceeded at t={t:.6g} (step size {h:.3g}, "
-                f"{stats.n_accepted} accepted, {stats.n_rejected} rejected) before reaching "
-                f"t={times[-1]:.6g}: raise max_steps, loosen rtol/atol, or check for stiffness",
-                t, h, ys)
+        check_step(t, h, controller.min_step, attempts, config, stats, times[-1], ys,
+                   hint="the problem may be stiff here (try method='auto' or an implicit "
+                        "method such as 'kvaerno5') or the field non-smooth")
         attempts += 1
         if k1 is None:
             # After a jump the field is evaluated as the limit from inside the new step.
