@@ -2,7 +2,8 @@
 
 Trains a GDE-GRU (Poli et al., 2019: a graph GRU whose state flows by a graph neural ODE
 between observations) next to its discrete baselines, a graph-convolutional GRU (T-GCN), a
-plain GRU and the historical average, on the Los-loop speeds (207 sensors, 5-minute steps):
+plain GRU, the historical average and persistence (``--model last``: the last observed
+snapshot), on the Los-loop speeds (207 sensors, 5-minute steps):
 
     python examples/traffic_forecasting.py
     python examples/traffic_forecasting.py --model gcgru --drop-prob 0.7 --json out.json
@@ -48,6 +49,7 @@ from graphode.models import ChangeForecaster
 from graphode.nn import (
     GDEGRU,
     HistoricalAverage,
+    Persistence,
     RecurrentForecaster,
     SolverStatsRecorder,
     StochasticGDEGRU,
@@ -56,7 +58,7 @@ from graphode.training import check_loss, restore_training_state, run_seeds, tra
 
 from _common import add_flags, check_args, epochs, figure, run_example, settings
 
-MODELS = ("ha", "gru", "gcgru", "gde-gru", "gde-sde")
+MODELS = ("ha", "last", "gru", "gcgru", "gde-gru", "gde-sde")
 LOSSES = {"mae": masked_mae, "mse": masked_mse, "huber": masked_huber,
           # the sample forecasts of gde-sde: a proper score of the whole distribution
           "crps": lambda samples, target: crps_ensemble(samples, target, missing=0.0)}
@@ -149,6 +151,8 @@ def time_of_day(series):
 def build(args, horizon, channels):
     if args.model == "ha":
         return HistoricalAverage()
+    if args.model == "last":
+        return Persistence()
     # Learned models predict the change from the last observed snapshot, all alike.
     step = args.step_size or None
     if args.model == "gde-gru":
@@ -166,8 +170,8 @@ def build(args, horizon, channels):
 
 def forecast(model, graph, times, query, x, mask, scaler):
     """Forecasts in original units: ``(B, Q, N)``, or samples ``(S, B, Q, N)``."""
-    if isinstance(model, HistoricalAverage):
-        x = x[..., :1]  # the average of the speeds alone
+    if isinstance(model, (HistoricalAverage, Persistence)):
+        x = x[..., :1]  # the speeds alone
     pred = model(x, graph.edge_index, times, query, mask, graph.edge_weight).squeeze(-1)
     return scaler.inverse_transform(pred)
 

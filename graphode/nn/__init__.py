@@ -2,7 +2,7 @@
 from .augment import SecondOrderGDEConv, TimeConcat
 from .diffusion import LinearDiffusion
 from .field import GraphVectorField, register_plan
-from .forecast import HistoricalAverage, RecurrentForecaster
+from .forecast import HistoricalAverage, Persistence, RecurrentForecaster
 from .gcgru import GCGRUCell, gcn_operator
 from .gde import GDEConv
 from .gde_gru import GDEGRU, StochasticGDEGRU, batch_graph
@@ -13,4 +13,5 @@ from .stats import SolverStatsRecorder
 
 __all__ = ["GDEConv", "GraphSDE", "SolverStatsRecorder", "GraphVectorField", "register_plan", "SecondOrderGDEConv", "TimeConcat", "SparseOperator",
            "LinearDiffusion", "GCGRUCell", "gcn_operator", "GDEGRU", "StochasticGDEGRU", "batch_graph", "GraphGRUODE",
-           "RecurrentForecaster", "HistoricalAverage"]
+           "RecurrentForecaster", "HistoricalAverage",
+           "Persistence"]

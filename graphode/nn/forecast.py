@@ -1,5 +1,6 @@
 """Discrete forecasting baselines with the GDEGRU's interface: a recurrent encoder with a
-linear multi-horizon head (a plain GRU, or T-GCN's graph GRU), and the historical average."""
+linear multi-horizon head (a plain GRU, or T-GCN's graph GRU), the historical average and
+persistence."""
 from __future__ import annotations
 
 from typing import List, Optional
@@ -11,7 +12,7 @@ from torch.nn import GRUCell, Linear, Module
 from .gcgru import GCGRUCell, gcn_operator
 from .gde_gru import _check_sequence, batch_graph
 
-__all__ = ["RecurrentForecaster", "HistoricalAverage"]
+__all__ = ["RecurrentForecaster", "HistoricalAverage", "Persistence"]
 
 
 def _horizon_steps(times: Tensor, query_times: Tensor, horizon: int) -> List[int]:
@@ -105,3 +106,19 @@ class HistoricalAverage(Module):
         mean = (x * w).sum(1) / w.sum(1).clamp(min=1)
         q = torch.as_tensor(query_times).numel()
         return mean.unsqueeze(1).expand(-1, q, -1, -1)
+
+
+class Persistence(Module):
+    """Forecast every query time with each window's last observed snapshot (the persistence,
+    or naive, forecast: traffic speeds change slowly, and short horizons are hard to beat)."""
+
+    def forward(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
+                mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None) -> Tensor:
+        _check_sequence(x, times, mask)
+        steps = torch.arange(x.size(1), device=x.device)
+        seen = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None \
+            else mask
+        last = torch.where(seen, steps, -1).max(1).values.clamp(min=0)
+        snapshot = x[torch.arange(x.size(0), device=x.device), last]  # (B, N, C)
+        q = torch.as_tensor(query_times).numel()
+        return snapshot.unsqueeze(1).expand(-1, q, -1, -1)

@@ -45,6 +45,20 @@ def test_short_training_beats_the_average(root, model):
     assert result["metrics"]["15min"]["mae"] < ha["metrics"]["15min"]["mae"]
 
 
+def test_persistence_scores_the_last_snapshot(root):
+    from graphode.metrics import masked_mae
+    results = {}
+    for model in ("ha", "last"):
+        args = tf.parse_args(["--root", str(root), "--model", model, "--history", "6"])
+        series, scaler, splits = tf.prepare(args)
+        results[model] = tf.run(args, series, scaler, splits, seed=0)["metrics"]["15min"]["mae"]
+    test = splits["test"]
+    last = scaler.inverse_transform(test.x[:, -1, :, 0])  # the last input snapshot, in mph
+    assert results["last"] == pytest.approx(float(masked_mae(last, test.y[:, 2])), rel=1e-5)
+    # on a smooth wave the last snapshot beats the window's mean 15 minutes ahead
+    assert results["last"] < results["ha"]
+
+
 def test_script_writes_every_json_field(root, tmp_path):
     out = tmp_path / "out.json"
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "traffic_forecasting.py"),

@@ -7,6 +7,7 @@ from graphode.nn import (
     GDEGRU,
     GCGRUCell,
     HistoricalAverage,
+    Persistence,
     RecurrentForecaster,
     batch_graph,
     gcn_operator,
@@ -130,6 +131,17 @@ def test_historical_average():
     out = HistoricalAverage()(x, EDGES, torch.arange(3.0), torch.tensor([3.0, 4.0]), mask)
     assert out.shape == (2, 2, 2, 1)
     assert out[0, 0, 0, 0] == 3.0 and out[1, 1, 1, 0] == 3.5
+
+
+def test_persistence_repeats_the_last_observed_snapshot():
+    x = torch.arange(24.0).view(2, 3, 2, 2)
+    mask = torch.tensor([[True, True, True], [True, True, False]])  # window 1 misses its last
+    out = Persistence()(x, EDGES, torch.arange(3.0), torch.tensor([3.0, 4.0, 6.0]), mask)
+    assert out.shape == (2, 3, 2, 2)
+    assert torch.equal(out[0], x[0, 2].expand(3, -1, -1))
+    assert torch.equal(out[1], x[1, 1].expand(3, -1, -1))
+    assert torch.equal(Persistence()(x, EDGES, torch.arange(3.0), torch.tensor([3.0]))[:, 0],
+                       x[:, 2])
 
 
 def test_input_checks():
