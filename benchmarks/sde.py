@@ -6,6 +6,11 @@ diffusion ``softplus(s) * tanh(y)``. t runs over [0, 1] with dt = 0.05, forward 
 (the loss is the sum of the final state). Each library draws from its own Brownian motion, as a
 user would call it: torchsde's ``BrownianInterval`` and graphode's ``BrownianMotion``.
 
+The ``--layer-methods`` rows time the user-level path: graphode's ``GraphSDE`` layer (drift
+``tanh(GCNConv)``, a constant diagonal diffusion ``softplus(s)``), which binds the graph
+once per solve into a sparse operator, against torchsde solving the same drift and diffusion
+with the same ``GCNConv`` module called by PyG (``cached=True``).
+
     MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=4294967296 \\
         python -m benchmarks.sde
 """
@@ -18,6 +23,7 @@ from torch_geometric.nn import GCNConv
 
 import graphode
 from benchmarks.common import bench_args, cora_graph, paired, write_results
+from graphode.nn import GraphSDE as GraphSDELayer
 
 
 class GraphSDE(torch.nn.Module):
@@ -38,9 +44,10 @@ class GraphSDE(torch.nn.Module):
 
 
 def main(argv=None) -> list:
-    args = bench_args(__doc__, argv, **{"--methods": dict(
-        nargs="+", default=["euler", "milstein", "srk", "midpoint", "reversible_heun",
-                            "adjoint", "backsolve"])})
+    args = bench_args(__doc__, argv, **{
+        "--methods": dict(nargs="+", default=["euler", "milstein", "srk", "midpoint",
+                                              "reversible_heun", "adjoint", "backsolve"]),
+        "--layer-methods": dict(nargs="*", default=["euler", "midpoint"])})
     device = args.device
     edge_index, graph = cora_graph()
     edge_index = edge_index.to(device)
@@ -82,10 +89,49 @@ def main(argv=None) -> list:
                  "backsolve": "midpoint, backsolve adjoint"}.get(name, f"{method}, autograd")
         rows.append({"workload": f"{label}, {graph}", "graphode": "sdeint",
                      "baseline": f"torchsde {torchsde.__version__}", **timing})
+    for method in args.layer_methods:
+        rows.append(layer_row(method, edge_index, n, channels, dt, x, ts, graph, args))
     write_results(f"sde_{device.type}", rows,
                   ["workload", "graphode", "baseline", "ratio", "ratio_min", "ratio_max",
                    "ms_graphode", "ms_baseline"])
     return rows
+
+
+class LayerTerms(torch.nn.Module):
+    """The GraphSDE layer's drift and diffusion, called the PyG way for torchsde."""
+    noise_type = "diagonal"
+
+    def __init__(self, layer, edge_index, sde_type):
+        super().__init__()
+        self.layer, self.edge_index, self.sde_type = layer, edge_index, sde_type
+
+    def f(self, t, y):
+        return torch.tanh(self.layer.field.layers[0](y, self.edge_index))
+
+    def g(self, t, y):
+        return F.softplus(self.layer.noise).expand_as(y)
+
+
+def layer_row(method, edge_index, n, channels, dt, x, ts, graph, args):
+    device = args.device
+    sde_type = "ito" if method in ("euler", "milstein", "srk") else "stratonovich"
+    layer = GraphSDELayer([GCNConv(channels, channels, cached=True), torch.nn.Tanh()],
+                                 "constant", channels=channels, noise_scale=0.13,
+                                 method=method, sde_type=sde_type, dt=dt).to(device)
+    terms = LayerTerms(layer, edge_index, sde_type)
+
+    def ours():
+        y = x.clone().requires_grad_(True)
+        layer(y, edge_index).sum().backward()
+
+    def base():
+        y = x.clone().requires_grad_(True)
+        bm = torchsde.BrownianInterval(0.0, 1.0, size=(n, channels), device=device)
+        torchsde.sdeint(terms, y, ts, bm=bm, method=method, dt=dt)[-1].sum().backward()
+
+    timing = paired(ours, base, reps=args.reps, warmup=1, device=device)
+    return {"workload": f"GraphSDE layer, {method}, autograd, {graph}", "graphode": "GraphSDE",
+            "baseline": f"torchsde {torchsde.__version__} + PyG GCNConv(cached=True)", **timing}
 
 
 if __name__ == "__main__":
