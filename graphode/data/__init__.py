@@ -1,4 +1,5 @@
 """Datasets: offline-safe loaders that never write beside raw files, and synthetic graphs."""
+from .heterophily import HETEROPHILY, load_heterophily
 from .planetoid import PLANETOID, load_planetoid
 from .root import DataFormatError, DataNotFoundError, candidate_roots, default_root, find_data
 from .series import StandardScaler, Windows, chronological_split, drop_observations, sliding_windows
@@ -15,7 +16,7 @@ from .traffic import (
 )
 from .tu import TU, load_tu, stratified_folds
 
-__all__ = ["PLANETOID", "load_planetoid", "DataNotFoundError", "DataFormatError", "candidate_roots", "find_data", "default_root",
+__all__ = ["PLANETOID", "load_planetoid", "HETEROPHILY", "load_heterophily", "DataNotFoundError", "DataFormatError", "candidate_roots", "find_data", "default_root",
            "contextual_sbm", "large_contextual_sbm", "GraphSeries", "SeriesFormatError", "SERIES", "load_series",
            "read_tgcn_csv", "read_dcrnn", "read_pems", "read_pyg_temporal", "StandardScaler",
            "Windows", "chronological_split", "drop_observations", "sliding_windows", "TU", "load_tu", "stratified_folds"]
