@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 import node_classification as nc  # noqa: E402
 
-FIELDS = {"dataset", "model", "seeds", "test_acc_mean", "test_acc_std", "val_acc_mean",
+FIELDS = {"dataset", "model", "seeds", "splits", "test_acc_mean", "test_acc_std", "val_acc_mean",
           "test_acc_max_mean", "epochs", "nfe_forward", "nfe_backward", "seconds_per_epoch",
           "world_size", "batch_size", "num_nodes", "peak_rss_mb"}
 
@@ -44,6 +44,25 @@ def test_script_writes_every_json_field(tmp_path):
     assert 0.0 <= summary["test_acc_mean"] <= 1.0 and summary["nfe_forward"] == 4  # one rk4 step
     assert summary["test_acc_mean"] <= summary["test_acc_max_mean"] <= 1.0
     assert "synthetic gcde: test accuracy" in proc.stdout
+
+
+def test_heterophily_graphs_run_their_standard_splits(tmp_path, monkeypatch):
+    import graphode.data.heterophily as het
+    from tests.data.test_heterophily import write_texas_format
+    write_texas_format(tmp_path / "root" / "heterophily" / "texas" / "raw")
+    monkeypatch.setattr(het, "default_root", lambda: tmp_path / "cache")
+    out = tmp_path / "out.json"
+    summary = nc.main(["--dataset", "texas", "--root", str(tmp_path / "root"), "--model", "gcn",
+                       "--epochs", "3", "--splits", "3", "--json", str(out)])
+    assert set(summary) == FIELDS and json.loads(out.read_text()) == summary
+    assert summary["dataset"] == "Texas" and summary["splits"] == summary["seeds"] == 3
+    # split k trains on column k of the masks: the three runs see different test nodes
+    data, _ = nc.load(nc.parse_args(["--dataset", "Texas", "--root", str(tmp_path / "root")]))
+    views = nc.split_views(data, 3)
+    assert [int(v.test_mask.nonzero()) for v in views] == [
+        int(data.test_mask[:, k].nonzero()) for k in range(3)]
+    with pytest.raises(SystemExit, match="--splits must lie in 1..10"):
+        nc.split_views(data, 11)
 
 
 def test_gcde_encoder_and_decoder_flags():
