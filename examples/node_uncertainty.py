@@ -155,6 +155,8 @@ def evaluate(args, data, name, seed, noise_scale=None):
     return dict(
         test_acc=float((probs[test].argmax(-1) == y[test]).float().mean()),
         ece=float(expected_calibration_error(probs[test], y[test])),
+        # mean top probability: above the accuracy is overconfident, below it underconfident
+        confidence=float(probs[test].max(-1).values.mean()),
         ood_auroc=float(auroc(entropy[test], ood[test])),
         id_acc=float((p_ood[inside].argmax(-1) == shifted.y[inside]).float().mean()),
         val_nll=float(F.nll_loss(probs[data.val_mask].clamp_min(1e-12).log(),
@@ -194,7 +196,8 @@ def report(args, ctx):
             summary["models"][model] = row
             print(f"{name} {model}: accuracy {100 * row['test_acc'][0]:.1f} ± "
                   f"{100 * row['test_acc'][1]:.1f}, ECE {100 * row['ece'][0]:.1f} ± "
-                  f"{100 * row['ece'][1]:.1f}, OOD AUROC {100 * row['ood_auroc'][0]:.1f} ± "
+                  f"{100 * row['ece'][1]:.1f} (mean confidence "
+                  f"{100 * row['confidence'][0]:.1f}), OOD AUROC {100 * row['ood_auroc'][0]:.1f} ± "
                   f"{100 * row['ood_auroc'][1]:.1f} (in-distribution accuracy "
                   f"{100 * row['id_acc'][0]:.1f})")
     if args.json:

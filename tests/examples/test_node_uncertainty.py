@@ -33,9 +33,11 @@ def test_every_model_reports_accuracy_calibration_and_ood_detection(tmp_path):
     assert json.loads(out.read_text()) == json.loads(json.dumps(summary))
     assert set(summary["models"]) == {"gcn", "gcde", "gnsde"}
     for row in summary["models"].values():
-        assert set(row) == {"test_acc", "ece", "ood_auroc", "id_acc", "val_nll"}
-        for key in ("test_acc", "ece", "ood_auroc", "id_acc"):
+        assert set(row) == {"test_acc", "ece", "confidence", "ood_auroc", "id_acc", "val_nll"}
+        for key in ("test_acc", "ece", "confidence", "ood_auroc", "id_acc"):
             assert 0.0 <= row[key][0] <= 1.0 and row[key][1] == 0.0  # one seed
+        # the top probability of a prediction over the synthetic graph's 4 classes is >= 1/4
+        assert row["confidence"][0] >= 1 / 4
 
 
 def test_search_reads_validation_only(monkeypatch):
