@@ -181,7 +181,8 @@ class StochasticGDEGRU(GDEGRU):
 
     Args:
         in_channels, hidden_channels, out_channels, field, method, step_size, rtol, atol,
-            gradient, **solver_kwargs: as for :class:`GDEGRU` (the flow between observations).
+            gradient, **solver_kwargs: as for :class:`GDEGRU` (the flow between observations;
+            the forecast SDE takes ``gradient="checkpoint"`` too, and autograd otherwise).
         diffusion: ``"node"`` (a scale per node and channel from the state, the default),
             ``"constant"`` (one per channel) or a graph layer (see :class:`GraphSDE`).
         noise_scale: the diffusion's initial scale.
