@@ -180,15 +180,17 @@ class StochasticGDEGRU(GDEGRU):
     score of the samples, such as :func:`graphode.metrics.crps_ensemble`.
 
     Args:
-        in_channels, hidden_channels, out_channels, field, method, step_size, rtol, atol,
-            gradient, **solver_kwargs: as for :class:`GDEGRU` (the flow between observations;
-            the forecast SDE takes ``gradient="checkpoint"`` too, and autograd otherwise).
+        in_channels, hidden_channels, out_channels: as for :class:`GDEGRU`.
+        field, method, step_size, rtol, atol, gradient: the flow between observations, as for
+            :class:`GDEGRU`; the forecast SDE takes ``gradient="checkpoint"`` too, and
+            autograd otherwise.
         diffusion: ``"node"`` (a scale per node and channel from the state, the default),
             ``"constant"`` (one per channel) or a graph layer (see :class:`GraphSDE`).
         noise_scale: the diffusion's initial scale.
         sde_dt: the Euler-Maruyama step of the forecast, in the caller's time units.
         num_samples: paths per forecast in training.
         eval_samples: paths per forecast in evaluation.
+        **solver_kwargs: further keywords for the flow's :func:`graphode.solve`.
 
     Shapes:
         - **input:** as :class:`GDEGRU`
