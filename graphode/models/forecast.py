@@ -3,27 +3,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 from torch import Tensor, nn
 
+from ..nn.forecast import last_observed
+
 __all__ = ["ChangeForecaster", "last_observed"]
-
-
-def last_observed(x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-    """Each window's most recent observed snapshot.
-
-    Args:
-        x: windows ``(B, T, N, C)``.
-        mask: ``(B, T)``, which snapshots were observed (default: all).
-
-    Returns:
-        ``(B, C, N)`` for ``C`` channels; ``(B, 1, N)`` for one.
-    """
-    if mask is None:
-        mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-    steps = torch.arange(mask.size(1), device=mask.device)
-    last = torch.where(mask, steps, -1).max(1).values
-    return x[torch.arange(x.size(0), device=x.device), last].transpose(1, 2)
 
 
 class ChangeForecaster(nn.Module):

@@ -12,7 +12,24 @@ from torch.nn import GRUCell, Linear, Module
 from .gcgru import GCGRUCell, gcn_operator
 from .gde_gru import _check_sequence, batch_graph
 
-__all__ = ["RecurrentForecaster", "HistoricalAverage", "Persistence"]
+__all__ = ["RecurrentForecaster", "HistoricalAverage", "Persistence", "last_observed"]
+
+
+def last_observed(x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    """Each window's most recent observed snapshot.
+
+    Args:
+        x: windows ``(B, T, N, C)``.
+        mask: ``(B, T)``, which snapshots were observed (default: all).
+
+    Returns:
+        ``(B, C, N)`` for ``C`` channels; ``(B, 1, N)`` for one.
+    """
+    if mask is None:
+        mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+    steps = torch.arange(mask.size(1), device=mask.device)
+    last = torch.where(mask, steps, -1).max(1).values
+    return x[torch.arange(x.size(0), device=x.device), last].transpose(1, 2)
 
 
 def _horizon_steps(times: Tensor, query_times: Tensor, horizon: int) -> List[int]:
@@ -115,10 +132,6 @@ class Persistence(Module):
     def forward(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
                 mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None) -> Tensor:
         _check_sequence(x, times, mask)
-        steps = torch.arange(x.size(1), device=x.device)
-        seen = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None \
-            else mask
-        last = torch.where(seen, steps, -1).max(1).values.clamp(min=0)
-        snapshot = x[torch.arange(x.size(0), device=x.device), last]  # (B, N, C)
+        snapshot = last_observed(x, mask).transpose(1, 2)  # (B, N, C)
         q = torch.as_tensor(query_times).numel()
         return snapshot.unsqueeze(1).expand(-1, q, -1, -1)

@@ -124,8 +124,7 @@ class GDEGRU(Module):
                                               edge_weight)
         hs = self._flow(h, grid) if len(grid) > 1 else h.unsqueeze(0)
         out = self.decoder(hs[index])  # (Q, B * N, out)
-        batch, n = x.shape[:2], x.size(2)
-        return out.view(len(index), batch[0], n, self.out_channels).transpose(0, 1)
+        return out.view(len(index), x.size(0), x.size(2), self.out_channels).transpose(0, 1)
 
     def _encode(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
                 mask: Optional[Tensor], edge_weight: Optional[Tensor]):
