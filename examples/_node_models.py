@@ -1,20 +1,41 @@
 """The node-classification models' own flags, and their settings per model and dataset,
 chosen on validation accuracy (docs/results_node_classification.md records what was tried).
 A flag given on the command line wins over the settings."""
-from graphode.models import CGNN, GCDE, GCN, GDECR
+from graphode.models import (
+    ADGN,
+    CGNN,
+    GCDE,
+    GCN,
+    GDECR,
+    GRAND,
+    GREAD,
+    MLP,
+    GRANDPlusPlus,
+    GraphCON,
+    HamGNN,
+)
 
-MODELS = {"gcn": GCN, "gcde": GCDE, "cgnn": CGNN, "gde-cr": GDECR}
+MODELS = {"gcn": GCN, "gcde": GCDE, "cgnn": CGNN, "gde-cr": GDECR, "mlp": MLP, "grand-l": GRAND,
+          "grand-nl": GRAND, "grand++": GRANDPlusPlus, "graphcon": GraphCON, "a-dgn": ADGN,
+          "hamgnn": HamGNN, "gread": GREAD}
 
 FLAGS = {
-    "input_dropout": dict(type=float, help="GCDE dropout on the input features (--dropout acts "
-                                           "after the GDE block)"),
+    "input_dropout": dict(type=float, help="GCDE and the continuous models: dropout on the input "
+                                           "features (--dropout acts after the GDE block)"),
     "field_dropout": dict(type=float, help="dropout inside the GCDE vector field"),
     "encoder": dict(choices=["linear", "gcn"], help="GCDE input layer"),
     "decoder": dict(choices=["linear", "gcn"], help="GCDE output layer"),
     "encoder_init": dict(choices=["glorot", "uniform"],
                          help="GCDE encoder initialisation: PyG's Glorot, or uniform in "
                               "+-1/sqrt(hidden) as in the GDE paper's code (the default)"),
-    "alpha": dict(type=float, help="cgnn and gde-cr damping (teleport probability)"),
+    "alpha": dict(type=float, help="cgnn and gde-cr damping (teleport probability); graphcon "
+                                   "damping of the velocity"),
+    "gamma": dict(type=float, help="graphcon restoring force; a-dgn diffusion (W - W^T - gamma I)"),
+    "heads": dict(type=int, help="grand-l, grand-nl, grand++: attention heads"),
+    "coupling": dict(choices=["gcn", "gat"], help="graphcon coupling layer"),
+    "aggregation": dict(choices=["gcn", "sum"], help="a-dgn neighbour aggregation"),
+    "reaction": dict(choices=["fisher", "allen-cahn", "zeldovich"], help="gread reaction term"),
+    "rate": dict(type=float, help="gread diffusivity"),
     "hidden_dropout": dict(type=float, help="gde-cr dropout before its output layer"),
     "dropnode": dict(type=float, help="gde-cr probability of dropping a node's features in each "
                                       "training pass"),
@@ -28,9 +49,25 @@ FLAGS = {
                                              "much mass evenly on all classes)"),
 }
 
+# The continuous models of the literature start from their papers' settings where these
+# fit a CPU budget (GRAND's attention diffusion to t = 18 costs about a second an epoch on
+# Cora here, so GRAND runs to t = 8 with rk4 steps of 1).
+_ZOO = dict(hidden=64, dropout=0.5, input_dropout=0.5, lr=0.01, weight_decay=5e-4, epochs=300,
+            patience=100, gradient="autograd")
+
 SETTINGS = {
     "gcn": dict(hidden=16, dropout=0.5, lr=0.01, weight_decay=5e-4, epochs=200, patience=100,
                 gradient="autograd"),
+    "mlp": dict(hidden=64, dropout=0.5, lr=0.01, weight_decay=5e-4, epochs=300, patience=100,
+                gradient="autograd"),
+    "grand-l": dict(_ZOO, heads=1, method="rk4", step_size=1.0, t_end=8.0),
+    "grand-nl": dict(_ZOO, heads=1, method="rk4", step_size=1.0, t_end=8.0),
+    "grand++": dict(_ZOO, heads=1, method="rk4", step_size=1.0, t_end=8.0),
+    "graphcon": dict(_ZOO, coupling="gcn", gamma=1.0, alpha=1.0, method="symplectic_euler",
+                     step_size=1.0, t_end=4.0),
+    "a-dgn": dict(_ZOO, gamma=0.1, aggregation="gcn", method="euler", step_size=0.1, t_end=1.0),
+    "hamgnn": dict(_ZOO, method="leapfrog", step_size=0.5, t_end=2.0),
+    "gread": dict(_ZOO, reaction="allen-cahn", rate=1.0, method="rk4", step_size=0.5, t_end=2.0),
     # One rk4 step over [0, 1] with heavy dropout inside the field, a GCN output layer and
     # the encoder initialised as in the GDE paper's code. rk4 steps of 0.5 with field dropout
     # 0.5 and a linear decoder gave 79.8 on Cora (3 seeds). The encoder initialisation lifts
@@ -101,7 +138,21 @@ def build_model(args, in_channels, num_classes, solver):
     sizes, common = (in_channels, args.hidden, num_classes), dict(dropout=args.dropout)
     if args.model == "gcn":
         return GCN(*sizes, **common)
+    if args.model == "mlp":
+        return MLP(*sizes, **common)
     common.update(solver=solver)
+    zoo = dict(common, input_dropout=args.input_dropout)
+    if args.model in ("grand-l", "grand-nl", "grand++"):
+        kind = "nl" if args.model == "grand-nl" else "l"
+        return MODELS[args.model](*sizes, kind=kind, heads=args.heads, **zoo)
+    if args.model == "graphcon":
+        return GraphCON(*sizes, coupling=args.coupling, gamma=args.gamma, alpha=args.alpha, **zoo)
+    if args.model == "a-dgn":
+        return ADGN(*sizes, gamma=args.gamma, aggregation=args.aggregation, **zoo)
+    if args.model == "hamgnn":
+        return HamGNN(*sizes, **zoo)
+    if args.model == "gread":
+        return GREAD(*sizes, reaction=args.reaction, rate=args.rate, **zoo)
     if args.model == "cgnn":
         return CGNN(*sizes, alpha=args.alpha, **common)
     common.update(samples=args.samples, consistency=args.consistency, temperature=args.temperature)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Set, Tuple
 
 import torch
 from torch import Tensor
@@ -79,4 +79,37 @@ def resolve_params(func: object, adjoint_params: Optional[Sequence[Tensor]], mod
         if p.requires_grad and id(p) not in seen:
             seen.add(id(p))
             params.append(p)
+    if torch.is_grad_enabled():
+        _check_independent(params, mode)
     return tuple(params)
+
+
+def _check_independent(params: List[Tensor], mode: str, limit: int = 100_000) -> None:
+    """Raise if a computed parameter's history reaches another parameter.
+
+    The adjoint and checkpoint modes take the field's vector-Jacobian product with every
+    parameter; with ``w`` computed from ``p`` (an edge weight from the field's own attention,
+    say), the product for ``p`` would run on through ``w``'s history, which the surrounding
+    backward pass follows too (counting that path twice) or has already freed."""
+    computed = [(i, p) for i, p in enumerate(params) if p.grad_fn is not None]
+    if not computed:
+        return
+    position = {id(p): i for i, p in enumerate(params)}
+    for i, p in computed:
+        stack: List[Any] = [p.grad_fn]
+        visited: Set[Any] = set()
+        while stack and len(visited) < limit:
+            node = stack.pop()
+            if node is None or node in visited:
+                continue
+            visited.add(node)
+            variable = getattr(node, "variable", None)
+            if variable is not None and id(variable) in position and position[id(variable)] != i:
+                raise ValueError(
+                    f"adjoint_params[{i}] is computed from adjoint_params"
+                    f"[{position[id(variable)]}]: gradient={mode!r} would differentiate through "
+                    f"that computation itself. Solve on a detached leaf copy of it and hand its "
+                    f"gradient back (graphode.nn.solve_on_leaves does both; GDEConv and "
+                    f"SecondOrderGDEConv do it for learned edge weights), or use "
+                    f"gradient='autograd'")
+            stack.extend(next_fn for next_fn, _ in node.next_functions)

@@ -1,10 +1,18 @@
 """Continuous-depth graph layers: GDEConv and the graph-bound vector field."""
 from .augment import SecondOrderGDEConv, TimeConcat
+from .continuous import (
+    AntisymmetricField,
+    AttentionDiffusion,
+    GraphCONCoupling,
+    HamiltonianForce,
+    Reaction,
+    ReactionDiffusionConv,
+)
 from .diffusion import LinearDiffusion
 from .field import GraphVectorField, register_plan
 from .forecast import HistoricalAverage, Persistence, RecurrentForecaster
 from .gcgru import GCGRUCell, gcn_operator
-from .gde import GDEConv
+from .gde import GDEConv, solve_on_leaves
 from .gde_gru import GDEGRU, StochasticGDEGRU, batch_graph
 from .gru_ode import GraphGRUODE
 from .sde import GraphSDE
@@ -14,4 +22,5 @@ from .stats import SolverStatsRecorder
 __all__ = ["GDEConv", "GraphSDE", "SolverStatsRecorder", "GraphVectorField", "register_plan", "SecondOrderGDEConv", "TimeConcat", "SparseOperator",
            "LinearDiffusion", "GCGRUCell", "gcn_operator", "GDEGRU", "StochasticGDEGRU", "batch_graph", "GraphGRUODE",
            "RecurrentForecaster", "HistoricalAverage",
-           "Persistence"]
+           "Persistence", "AttentionDiffusion", "GraphCONCoupling", "AntisymmetricField",
+           "HamiltonianForce", "Reaction", "ReactionDiffusionConv", "solve_on_leaves"]

@@ -10,7 +10,7 @@ from torch.nn import Module
 from ..api import solve
 from ..solvers.integrate import SolverStats
 from .field import GraphVectorField, reset_parameters
-from .gde import with_graph_inputs
+from .gde import solve_on_leaves, with_graph_inputs
 from .sparse import to_edge_index
 from .validate import check_graph
 
@@ -111,14 +111,19 @@ class SecondOrderGDEConv(Module):
             raise ValueError(f"velocity must have the shape of x {tuple(x.shape)}, got "
                              f"{tuple(v.shape)}")
         check_graph(x, edge_index, edge_weight, None, [self.field])
-        self.field.bind(edge_index, edge_weight, x.size(0), x.dtype, x.device)
         system = _SecondOrderField(self.field, x.size(-1))
-        sol = solve(system, torch.cat([x, v], dim=-1), list(self.t_span), method=self.method,
-                    rtol=self.rtol, atol=self.atol, step_size=self.step_size,
-                    gradient=self.gradient,
-                    **with_graph_inputs(self.solver_kwargs, self.gradient, system, edge_weight))
-        self.stats = sol.stats
-        return sol.ys[-1][..., : x.size(-1)]
+
+        def run(z0: Tensor, weight: Optional[Tensor]) -> Tensor:
+            self.field.bind(edge_index, weight, x.size(0), x.dtype, x.device)
+            sol = solve(system, z0, list(self.t_span), method=self.method, rtol=self.rtol,
+                        atol=self.atol, step_size=self.step_size, gradient=self.gradient,
+                        **with_graph_inputs(self.solver_kwargs, self.gradient, system, weight))
+            self.stats = sol.stats
+            return sol.ys
+        z0 = torch.cat([x, v], dim=-1)
+        ys = run(z0, edge_weight) if self.gradient == "autograd" else \
+            solve_on_leaves(run, [z0, edge_weight], list(self.field.parameters()))
+        return ys[-1][..., : x.size(-1)]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self.field.layers)}, method='{self.method}')"

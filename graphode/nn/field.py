@@ -16,7 +16,7 @@ from torch.nn import Module, ModuleList
 
 from .sparse import SparseOperator
 
-__all__ = ["GraphVectorField", "register_plan", "channels_of", "reset_parameters"]
+__all__ = ["GraphVectorField", "register_plan", "channels_of", "reset_parameters", "layer_plan"]
 
 Plan = Callable[..., Tensor]  # x -> f(x), or (x, t) -> f(x, t) for time-dependent layers
 
@@ -218,6 +218,23 @@ def _plans() -> Dict[type, Callable]:
     return {GCNConv: _gcn_plan, SAGEConv: _sage_plan, GraphConv: _graph_conv_plan,
             GINConv: _gin_plan, ChebConv: _cheb_plan, LinearDiffusion: _diffusion_plan,
             **_REGISTERED}
+
+
+def layer_plan(layer: Module, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
+               dtype: torch.dtype, device: torch.device) -> Plan:
+    """``x -> layer(x, edge_index[, edge_weight])`` on one graph, through the layer's fast plan
+    where graphode has one (for fields that hold message-passing layers and precompute in their
+    own ``graph_plan``)."""
+    takes_weight = _accepts(layer, "edge_weight")
+    weight = edge_weight if takes_weight else None
+    if weight is None or not weight.requires_grad:
+        make = _plans().get(type(layer)) or getattr(layer, "graph_plan", None)
+        if make is not None:
+            plan = make(layer, edge_index, weight, num_nodes, dtype, device) \
+                if type(layer) in _plans() else make(edge_index, weight, num_nodes, dtype, device)
+            if plan is not None:
+                return plan
+    return GraphVectorField._generic(layer, edge_index, weight, False)
 
 
 # --------------------------------------------------------------------------- the field

@@ -1,7 +1,7 @@
 """GDEConv: any PyG message-passing layer as the vector field of a continuous-depth block."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -16,7 +16,7 @@ from .field import GraphVectorField, channels_of
 from .sparse import to_edge_index
 from .validate import check_graph
 
-__all__ = ["GDEConv", "with_graph_inputs"]
+__all__ = ["GDEConv", "with_graph_inputs", "solve_on_leaves"]
 
 
 def _check_channels(layers: Sequence[Module], state: int, control: Optional[str]) -> None:
@@ -52,6 +52,53 @@ def with_graph_inputs(solver_kwargs: dict, gradient: str, field: Module,
         learned = [v for v in inputs if v is not None and v.requires_grad]
         kwargs["adjoint_params"] = [*kwargs.get("adjoint_params", field.parameters()), *learned]
     return kwargs
+
+
+class _LeafInputs(torch.autograd.Function):
+    """Runs ``run(*inputs)`` on leaf copies of its tensor inputs and passes their gradients
+    back to the originals (see :func:`solve_on_leaves`)."""
+
+    @staticmethod
+    def forward(ctx, run, slots, *tensors):
+        count = sum(slots)
+        given = iter(tensors[:count])
+        with torch.enable_grad():
+            leaves = [next(given).detach().requires_grad_() if used else None for used in slots]
+            ys = run(*leaves)
+        ctx.ys, ctx.wanted = ys, [t for t in leaves if t is not None] + list(tensors[count:])
+        return ys.detach()
+
+    @staticmethod
+    def backward(ctx, grad):
+        ys, wanted = ctx.ys, ctx.wanted
+        del ctx.ys
+        needed = [t for t in wanted if t.requires_grad]
+        found = iter(torch.autograd.grad(ys, needed, grad, allow_unused=True))
+        return (None, None, *[next(found) if t.requires_grad else None for t in wanted])
+
+
+def solve_on_leaves(run: Callable[..., Tensor], inputs: Sequence[Optional[Tensor]],
+                    params: Sequence[Tensor]) -> Tensor:
+    """``run(*inputs)``, a solve whose gradient mode differentiates ``inputs`` (every tensor the
+    solve depends on: the initial state too) and ``params`` (given to it as
+    ``adjoint_params``), made exact when an input is computed from ``params``.
+
+    The adjoint and checkpoint modes take the vector-Jacobian product of the field with each
+    of their ``adjoint_params``. When a learned edge weight is computed from the field's own
+    parameters (GRAND-l's attention, say), that product would run on through the weight's
+    history into the parameters, which the surrounding backward pass also reaches, or has
+    already freed. Here the solve runs on leaf copies of ``inputs``; their gradients are
+    handed to the originals, whose histories the surrounding backward then follows once."""
+    slots = [t is not None and t.requires_grad for t in inputs]
+    if not any(slots) or not torch.is_grad_enabled():
+        return run(*inputs)
+    fixed = [None if used else t for t, used in zip(inputs, slots)]
+
+    def on_leaves(*leaves: Optional[Tensor]) -> Tensor:
+        return run(*[leaf if used else t for leaf, t, used in zip(leaves, fixed, slots)])
+    chosen = [t for t, used in zip(inputs, slots) if used]
+    return _LeafInputs.apply(on_leaves, slots, *chosen,
+                             *[p for p in params if p.requires_grad])
 
 
 class GDEConv(Module):
@@ -223,10 +270,22 @@ class GDEConv(Module):
         return self.t_eval if self.t_eval[0] == t0 else [t0] + self.t_eval
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
-                batch: Optional[Tensor] = None) -> Tensor:
+                batch: Optional[Tensor] = None, control_input: Optional[Tensor] = None
+                ) -> Tensor:
+        """``control_input``: with ``control="add"`` or ``"concat"``, the input the field is
+        controlled by (a source term other than ``x``, such as GRAND++'s); ``x`` by default."""
         if x.dim() != 2:
             raise ValueError(f"x must be node features of shape (num_nodes, channels), got "
                              f"{tuple(x.shape)}")
+        if control_input is not None:
+            if self.field.control is None:
+                raise ValueError("control_input needs a block built with control='add' or "
+                                 "'concat'")
+            if control_input.shape != x.shape:
+                raise ValueError(f"control_input must have the shape of x {tuple(x.shape)}, "
+                                 f"got {tuple(control_input.shape)}")
+        control = (x if control_input is None else control_input) if self.field.control \
+            else None
         edge_index, edge_weight = to_edge_index(edge_index, edge_weight)
         state = x.size(-1) + self.augment
         if self._channels_checked != state:
@@ -237,19 +296,25 @@ class GDEConv(Module):
         h0 = x
         if self.augment:
             h0 = torch.cat([x, x.new_zeros(x.size(0), self.augment)], dim=-1)
-        self.field.bind(edge_index, edge_weight, x.size(0), x.dtype, x.device,
-                        control_input=x if self.field.control else None)
         times = self._times()
-        extra = with_graph_inputs(self.solver_kwargs, self.gradient, self.field,
-                                  edge_weight, x if self.field.control else None)
-        if self.per_graph_steps:
-            extra["per_graph"] = batch if batch is not None else \
-                torch.zeros(x.size(0), dtype=torch.long, device=x.device)
-        sol = solve(self.field, h0, times, method=self.method, rtol=self.rtol, atol=self.atol,
-                    step_size=self.step_size, gradient=self.gradient,
-                    adjoint_seminorm=self.adjoint_seminorm, **extra)
-        self.stats = sol.stats
-        ys = sol.ys
+
+        def run(h0: Tensor, weight: Optional[Tensor], control: Optional[Tensor]) -> Tensor:
+            self.field.bind(edge_index, weight, x.size(0), x.dtype, x.device,
+                            control_input=control)
+            extra = with_graph_inputs(self.solver_kwargs, self.gradient, self.field, weight,
+                                      control)
+            if self.per_graph_steps:
+                extra["per_graph"] = batch if batch is not None else \
+                    torch.zeros(x.size(0), dtype=torch.long, device=x.device)
+            sol = solve(self.field, h0, times, method=self.method, rtol=self.rtol,
+                        atol=self.atol, step_size=self.step_size, gradient=self.gradient,
+                        adjoint_seminorm=self.adjoint_seminorm, **extra)
+            self.stats = sol.stats
+            return sol.ys
+        if self.gradient == "autograd":
+            ys = run(h0, edge_weight, control)
+        else:  # learned inputs computed from the field's parameters stay exact
+            ys = solve_on_leaves(run, [h0, edge_weight, control], list(self.field.parameters()))
         if self.t_eval is not None and self.t_eval[0] != times[0]:
             ys = ys[1:]
         if self.augment and not self.keep_augmented:

@@ -243,3 +243,20 @@ def test_odeint_gradients_match_torchdiffeq():
     y0.grad = None
     torchdiffeq.odeint(field, y0, T, method="rk4", options=dict(step_size=0.1)).sum().backward()
     assert (a - y0.grad).abs().max() <= 1e-12
+
+
+def test_a_parameter_computed_from_another_is_refused_with_the_fix():
+    # w depends on lin's weight: the adjoint's product for the weight would run on through w
+    lin = torch.nn.Linear(3, 3)
+    w = lin(torch.randn(4, 3)).sum(-1)
+    field = lambda t, y: -y * w[:, None]  # noqa: E731
+    for mode in ("adjoint", "checkpoint"):
+        with pytest.raises(ValueError, match=r"adjoint_params\[0\] is computed from "
+                                             r"adjoint_params\[1\].*solve_on_leaves"):
+            solve(field, torch.ones(4, 3), [0.0, 1.0], method="rk4", step_size=0.5,
+                  gradient=mode, adjoint_params=[w, *lin.parameters()])
+    # alone it is an ordinary input: its gradient flows on into lin
+    ys = solve(field, torch.ones(4, 3), [0.0, 1.0], method="rk4", step_size=0.5,
+               gradient="adjoint", adjoint_params=[w]).ys
+    ys.sum().backward()
+    assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
