@@ -17,17 +17,18 @@ import node_classification as nc  # noqa: E402
 
 FIELDS = {"dataset", "model", "seeds", "splits", "test_acc_mean", "test_acc_std", "val_acc_mean",
           "test_acc_max_mean", "epochs", "nfe_forward", "nfe_backward", "seconds_per_epoch",
-          "world_size", "batch_size", "num_nodes", "peak_rss_mb"}
+          "world_size", "batch_size", "num_nodes", "peak_rss_mb", "search", "first_seed"}
 
 
-@pytest.mark.parametrize("model", ["gcn", "gcde", "cgnn", "gde-cr"])
+@pytest.mark.parametrize("model", ["gcn", "gcde", "cgnn", "gde-cr", "mlp", "grand-l", "grand-nl",
+                                   "grand++", "graphcon", "a-dgn", "hamgnn", "gread"])
 def test_loss_falls_in_five_epochs(model):
     args = nc.parse_args(["--dataset", "synthetic", "--model", model, "--epochs", "5"])
     data, name = nc.load(args)
     result = nc.run(args, data, int(data.y.max()) + 1, seed=0)
     assert name == "synthetic" and result["epochs"] == 5
     assert result["curves"]["loss"][-1] < result["curves"]["loss"][0]
-    if model != "gcn":
+    if model not in ("gcn", "mlp"):
         assert result["nfe_forward"] > 0
 
 
@@ -275,3 +276,37 @@ def test_the_same_seed_gives_the_same_run():
         assert torch.equal(value, second["parameters"][name]), name
     other = nc.run(args, data, int(data.y.max()) + 1, seed=4)
     assert other["curves"]["loss"] != first["curves"]["loss"]
+
+
+def test_search_mode_never_evaluates_the_test_nodes(monkeypatch):
+    seen = []
+    real = nc.test
+
+    def spy(model, data, loaders=None, search=False):
+        seen.append(search)
+        return real(model, data, loaders, search)
+    monkeypatch.setattr(nc, "test", spy)
+    summary = nc.main(["--dataset", "synthetic", "--model", "mlp", "--epochs", "3", "--seeds",
+                       "2", "--search"])
+    assert seen and all(seen)
+    assert summary["search"] and summary["first_seed"] == nc.SEARCH_SEEDS
+    assert summary["test_acc_mean"] is None and summary["test_acc_max_mean"] is None
+    assert 0.0 < summary["val_acc_mean"] <= 1.0
+    # the test accuracy slot stays empty: the masks are not compared at all
+    data, _ = nc.load(nc.parse_args(["--dataset", "synthetic"]))
+    data.test_mask = None  # an evaluation that looked at it would fail
+    model = nc.build_model(nc.parse_args(["--dataset", "synthetic", "--model", "mlp"]),
+                           data.num_features, int(data.y.max()) + 1, {})
+    train, val, test = nc.test(model, data, search=True)
+    assert test != test  # nan
+
+
+def test_search_driver_records_every_configuration(tmp_path):
+    import search_node_classification as search
+    out = tmp_path / "search.json"
+    record = search.main(["--dataset", "synthetic", "--model", "mlp", "--grid", "lr=0.01,0.02",
+                          "dropout=0.1,0.5", "--json", str(out), "--", "--epochs", "2"])
+    assert record["configurations"] == 4 and json.loads(out.read_text()) == record
+    assert record["best"]["val_acc_mean"] == max(r["val_acc_mean"] for r in record["rows"])
+    assert {tuple(sorted(r["config"].items())) for r in record["rows"]} == {
+        (("dropout", d), ("lr", lr)) for lr in ("0.01", "0.02") for d in ("0.1", "0.5")}
