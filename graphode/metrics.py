@@ -10,7 +10,7 @@ from torch import Tensor
 
 __all__ = ["masked_mae", "masked_mse", "masked_huber", "masked_rmse", "masked_mape",
            "forecast_metrics", "expected_calibration_error", "auroc", "crps_ensemble",
-           "interval_coverage", "probabilistic_metrics"]
+           "interval_coverage", "probabilistic_metrics", "dirichlet_energy"]
 
 
 def _mask(target: Tensor, missing: Optional[float]) -> Tensor:
@@ -182,3 +182,13 @@ def probabilistic_metrics(samples: Tensor, target: Tensor, steps=(3, 6, 9, 12),
             row[f"width{name}"] = float(cover["width"])
         out[key] = row
     return out
+
+
+def dirichlet_energy(x: Tensor, edge_index: Tensor) -> Tensor:
+    r"""The Dirichlet energy of node features,
+    :math:`E(\mathbf{X}) = \frac{1}{|\mathcal{V}|} \sum_{i} \sum_{j \in \mathcal{N}(i)}
+    \|\mathbf{x}_i - \mathbf{x}_j\|^2` over the edges ``j -> i`` of ``edge_index`` (an
+    undirected graph lists each pair both ways), as in Rusch et al. (GraphCON, 2022). It falls
+    to zero when the features collapse to a constant: the measure of oversmoothing."""
+    src, dst = edge_index
+    return (x[src] - x[dst]).pow(2).sum() / x.size(0)
