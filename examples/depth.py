@@ -16,14 +16,14 @@ import argparse
 import json
 
 import torch
+from node_classification import load
+from node_classification import main as node_classification
+from node_classification import parse_args as node_args
 
 from graphode.metrics import dirichlet_energy
 
 from _common import figure
 from _node_models import MODELS, build_model
-from node_classification import load
-from node_classification import main as node_classification
-from node_classification import parse_args as node_args
 
 ENERGY_MODELS = ["grand-l", "grand-nl", "grand++", "graphcon", "a-dgn", "hamgnn", "gread"]
 
