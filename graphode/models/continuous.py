@@ -161,6 +161,8 @@ class GraphCON(_Continuous):
         in_channels, hidden, classes: feature, hidden and class counts.
         coupling: ``"gcn"`` or ``"gat"``; heads: of the GAT coupling.
         gamma, alpha: restoring force and damping.
+        residual: a learned linear map of each node's own features inside the coupling (see
+            :class:`~graphode.nn.GraphCONCoupling`; the paper's heterophily setting).
         dropout, input_dropout, solver: as in :class:`GRAND` (the solver keywords are
             :class:`~graphode.nn.SecondOrderGDEConv`'s).
     """
@@ -168,14 +170,16 @@ class GraphCON(_Continuous):
     encoder_relu = True
 
     def __init__(self, in_channels: int, hidden: int, classes: int, coupling: str = "gcn",
-                 heads: int = 1, gamma: float = 1.0, alpha: float = 1.0, dropout: float = 0.5,
-                 input_dropout: Optional[float] = None, solver: Solver = None):
+                 heads: int = 1, gamma: float = 1.0, alpha: float = 1.0, residual: bool = False,
+                 dropout: float = 0.5, input_dropout: Optional[float] = None,
+                 solver: Solver = None):
         super().__init__(in_channels, hidden, classes, dropout, input_dropout)
         if coupling not in ("gcn", "gat"):
             raise ValueError(f"coupling must be 'gcn' or 'gat', got {coupling!r}")
         conv = GCNConv(hidden, hidden) if coupling == "gcn" else \
             GATConv(hidden, hidden, heads=heads, concat=False)
-        self.ode = SecondOrderGDEConv(GraphCONCoupling(conv, gamma, alpha), **_solver(
+        self.ode = SecondOrderGDEConv(GraphCONCoupling(conv, gamma, alpha, residual=residual),
+                                      **_solver(
             solver, method="symplectic_euler", step_size=1.0, t_span=(0.0, 4.0),
             gradient="autograd"))
 

@@ -116,10 +116,14 @@ class GraphCONCoupling(nn.Module):
             (``GCNConv`` or ``GATConv`` in the paper).
         gamma, alpha: the restoring force and the damping.
         activation: :math:`\sigma` (ReLU in the paper).
+        residual: add a learned linear map of the node's own features inside the activation,
+            :math:`\sigma(\mathbf{F}_\theta(\mathbf{X}) + \mathbf{X}\mathbf{R})`, as the
+            paper's code does on the heterophilous graphs (there with
+            :math:`\alpha = \gamma = 0`).
     """
 
     def __init__(self, conv: nn.Module, gamma: float = 1.0, alpha: float = 1.0,
-                 activation: Callable[[Tensor], Tensor] = torch.relu):
+                 activation: Callable[[Tensor], Tensor] = torch.relu, residual: bool = False):
         super().__init__()
         sizes = channels_of(conv)
         if sizes is None or sizes[0] != sizes[1]:
@@ -127,13 +131,17 @@ class GraphCONCoupling(nn.Module):
         self.conv, self.gamma, self.alpha, self.activation = conv, gamma, alpha, activation
         self.channels = sizes[0]
         self.in_channels, self.out_channels = 2 * self.channels, self.channels
+        self.residual = nn.Linear(self.channels, self.channels) if residual else None
 
     def reset_parameters(self) -> None:
         reset_parameters(self.conv)
+        if self.residual is not None:
+            self.residual.reset_parameters()
 
     def couple(self, z: Tensor, coupling: Callable[[Tensor], Tensor]) -> Tensor:
         x, v = z[..., :self.channels], z[..., self.channels:]
-        return self.activation(coupling(x)) - self.gamma * x - self.alpha * v
+        force = coupling(x) if self.residual is None else coupling(x) + self.residual(x)
+        return self.activation(force) - self.gamma * x - self.alpha * v
 
     def forward(self, z: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None
                 ) -> Tensor:
