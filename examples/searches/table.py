@@ -1,6 +1,7 @@
 """Print a markdown table of node-classification runs: one row per model, one column per
-dataset (test accuracy mean ± std over seeds or splits, from the JSON summaries that
-``node_classification.py --json`` writes), with NFE and ms per epoch of the first dataset.
+dataset (test accuracy mean ± std over seeds or splits, and the mean validation accuracy in
+brackets, from the JSON summaries that ``node_classification.py --json`` writes), with NFE and
+ms per epoch on the first dataset.
 
     python examples/searches/table.py examples/results/zoo/*.json
 """
@@ -19,11 +20,15 @@ def main(paths):
         if s["dataset"] not in datasets:
             datasets.append(s["dataset"])
         cells[s["model"]][s["dataset"]] = (f"{100 * s['test_acc_mean']:.1f} ± "
-                                           f"{100 * s['test_acc_std']:.1f}")
+                                           f"{100 * s['test_acc_std']:.1f} "
+                                           f"({100 * s['val_acc_mean']:.1f})")
         cost.setdefault(s["model"], (s["dataset"], s["nfe_forward"], s["seconds_per_epoch"]))
     print("| model | " + " | ".join(datasets) + " | NFE per forward, ms per epoch |")
     print("|---" * (len(datasets) + 2) + "|")
-    for model, row in cells.items():
+    order = ["mlp", "gcn", "gcde", "cgnn", "gde-cr", "grand-l", "grand-nl", "grand++",
+             "graphcon", "a-dgn", "hamgnn", "gread"]
+    for model in sorted(cells, key=lambda m: order.index(m) if m in order else len(order)):
+        row = cells[model]
         where, nfe, seconds = cost[model]
         print(f"| {model} | " + " | ".join(row.get(d, "") for d in datasets) +
               f" | {nfe:.0f}, {1e3 * seconds:.0f} ({where}) |")
