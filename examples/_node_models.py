@@ -124,6 +124,16 @@ SETTINGS_ON.update({
     ("a-dgn", "texas"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0),
     ("hamgnn", "texas"): dict(weight_decay=5e-4, dropout=0.5, t_end=2.0),
     ("gread", "texas"): dict(weight_decay=5e-3, dropout=0.2, t_end=1.0),
+    ("mlp", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, lr=0.01),
+    ("gcn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, lr=0.01),
+    ("grand-l", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0),
+    ("grand-nl", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0),
+    ("grand++", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0),
+    ("graphcon", "wisconsin"): dict(_GRAPHCON_HETEROPHILY, t_end=2.0, hidden=256,
+                                    weight_decay=5e-4, dropout=0.2),
+    ("a-dgn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, t_end=1.0),
+    ("hamgnn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, t_end=2.0),
+    ("gread", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0),
 })
 
 

@@ -22,7 +22,7 @@ from node_classification import parse_args as node_args
 
 from graphode.metrics import dirichlet_energy
 
-from _common import figure
+from _common import check_args, figure
 from _node_models import MODELS, build_model
 
 ENERGY_MODELS = ["grand-l", "grand-nl", "grand++", "graphcon", "a-dgn", "hamgnn", "gread"]
@@ -73,6 +73,7 @@ def main(argv=None):
     p.add_argument("--json", help="write the numbers here")
     p.add_argument("--root", help="data root")
     args = p.parse_args(argv)
+    check_args(p, args)
     if not (args.energy or args.accuracy):
         p.error("choose --energy, --accuracy or both")
     unknown = [m for m in args.models or [] if m.split()[0] not in MODELS]

@@ -29,3 +29,12 @@ def test_a_diffusion_oversmooths_and_the_energy_is_recorded(tmp_path):
     assert all(b < a for a, b in zip(grand, grand[1:])) and grand[-1] < 1e-3
     assert len(energy["relative_energy"]["graphcon --alpha 0"]) == len(energy["times"])
     assert (tmp_path / "out.json").exists()
+
+
+def test_bad_arguments_are_refused_before_any_work(capsys):
+    import pytest
+    with pytest.raises(SystemExit):
+        depth.main(["--energy", "--models", "no-such-model"])
+    with pytest.raises(SystemExit):
+        depth.main(["--dataset", "synthetic"])  # neither --energy nor --accuracy
+    assert "choose --energy" in capsys.readouterr().err
