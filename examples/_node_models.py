@@ -135,6 +135,15 @@ SETTINGS_ON.update({
     ("hamgnn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, t_end=2.0),
     ("gread", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0),
 })
+# Cora: examples/searches/planetoid.sh, 4 configurations each, seeds 100 and 101.
+SETTINGS_ON.update({
+    ("grand-l", "cora"): dict(weight_decay=5e-4, t_end=4.0),
+    ("graphcon", "cora"): dict(weight_decay=5e-4, t_end=2.0),
+    ("a-dgn", "cora"): dict(weight_decay=5e-4, t_end=1.0),
+    ("grand-nl", "cora"): dict(weight_decay=5e-4, t_end=4.0),
+    ("hamgnn", "cora"): dict(weight_decay=5e-4, t_end=1.0),
+    ("gread", "cora"): dict(weight_decay=5e-3, t_end=2.0),
+})
 
 
 def add_model_flags(parser) -> None:
