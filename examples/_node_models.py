@@ -143,6 +143,7 @@ SETTINGS_ON.update({
     ("grand-nl", "cora"): dict(weight_decay=5e-4, t_end=4.0),
     ("hamgnn", "cora"): dict(weight_decay=5e-4, t_end=1.0),
     ("gread", "cora"): dict(weight_decay=5e-3, t_end=2.0),
+    ("grand++", "cora"): dict(weight_decay=5e-3, t_end=4.0),
 })
 
 
