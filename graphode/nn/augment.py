@@ -10,7 +10,7 @@ from torch.nn import Module
 from ..api import solve
 from ..solvers.integrate import SolverStats
 from .field import GraphVectorField, reset_parameters
-from .gde import solve_on_leaves, with_graph_inputs
+from .gde import _computed, solve_on_leaves, with_graph_inputs
 from .sparse import to_edge_index
 from .validate import check_graph
 
@@ -121,8 +121,8 @@ class SecondOrderGDEConv(Module):
             self.stats = sol.stats
             return sol.ys
         z0 = torch.cat([x, v], dim=-1)
-        ys = run(z0, edge_weight) if self.gradient == "autograd" else \
-            solve_on_leaves(run, [z0, edge_weight], list(self.field.parameters()))
+        ys = run(z0, edge_weight) if self.gradient == "autograd" or not _computed(edge_weight) \
+            else solve_on_leaves(run, [z0, edge_weight], list(self.field.parameters()))
         return ys[-1][..., : x.size(-1)]
 
     def __repr__(self) -> str:

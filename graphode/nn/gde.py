@@ -101,6 +101,12 @@ def solve_on_leaves(run: Callable[..., Tensor], inputs: Sequence[Optional[Tensor
                              *[p for p in params if p.requires_grad])
 
 
+def _computed(*inputs: Optional[Tensor]) -> bool:
+    """Whether a learned graph input is computed from other tensors (so it may depend on the
+    field's parameters): :func:`solve_on_leaves` is needed then, and only then."""
+    return any(v is not None and v.requires_grad and v.grad_fn is not None for v in inputs)
+
+
 class GDEConv(Module):
     r"""A graph neural ODE block (Poli et al., `"Graph Neural Ordinary Differential Equations"
     <https://arxiv.org/abs/1911.07532>`_): the node features flow along
@@ -311,7 +317,7 @@ class GDEConv(Module):
                         adjoint_seminorm=self.adjoint_seminorm, **extra)
             self.stats = sol.stats
             return sol.ys
-        if self.gradient == "autograd":
+        if self.gradient == "autograd" or not _computed(edge_weight, control):
             ys = run(h0, edge_weight, control)
         else:  # learned inputs computed from the field's parameters stay exact
             ys = solve_on_leaves(run, [h0, edge_weight, control], list(self.field.parameters()))
