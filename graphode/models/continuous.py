@@ -7,7 +7,7 @@ gradient mode the solver offers. :class:`MLP` is the graph-free baseline.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, cast
 
 import torch
 import torch.nn.functional as F
@@ -99,8 +99,13 @@ class GRAND(_Continuous):
             raise ValueError(f"kind must be 'l' (attention from the initial features) or 'nl' "
                              f"(from the current state), got {kind!r}")
         self.kind = kind
-        self.attention = AttentionDiffusion(hidden, heads, attention_dim)
-        self.gde = GDEConv(self.attention, control=control, **_solver(solver, gradient="autograd"))
+        self.gde = GDEConv(AttentionDiffusion(hidden, heads, attention_dim), control=control,
+                           **_solver(solver, gradient="autograd"))
+
+    @property
+    def attention(self) -> AttentionDiffusion:
+        """The attention diffusion the block integrates (held once, by the block)."""
+        return cast(AttentionDiffusion, self.gde.field.layers[0])
 
     def diffuse(self, h: Tensor, edge_index: Tensor, source: Optional[Tensor] = None) -> Tensor:
         if self.kind == "nl":
