@@ -33,9 +33,11 @@ from graphode.data import (
     StandardScaler,
     Windows,
     chronological_split,
-    drop_observations,
+    drop_readings,
+    drop_steps,
     load_series,
     sliding_windows,
+    window_masks,
 )
 from graphode.metrics import (
     crps_ensemble,
@@ -48,6 +50,8 @@ from graphode.metrics import (
 from graphode.models import ChangeForecaster
 from graphode.nn import (
     GDEGRU,
+    GRUD,
+    GraphNCDE,
     HistoricalAverage,
     Persistence,
     RecurrentForecaster,
@@ -58,7 +62,7 @@ from graphode.training import check_loss, restore_training_state, run_seeds, tra
 
 from _common import add_flags, check_args, epochs, figure, run_example, settings
 
-MODELS = ("ha", "last", "gru", "gcgru", "gde-gru", "gde-sde")
+MODELS = ("ha", "last", "gru", "gru-d", "gcgru", "gde-gru", "gde-sde", "stg-ncde")
 LOSSES = {"mae": masked_mae, "mse": masked_mse, "huber": masked_huber,
           # the sample forecasts of gde-sde: a proper score of the whole distribution
           "crps": lambda samples, target: crps_ensemble(samples, target, missing=0.0)}
@@ -74,7 +78,11 @@ def parse_args(argv=None):
     p.add_argument("--history", type=int, default=12, help="input steps")
     p.add_argument("--horizon", type=int, default=12, help="forecast steps")
     p.add_argument("--drop-prob", type=float, default=0.0,
-                   help="drop each input snapshot with this probability (irregular sampling)")
+                   help="drop each snapshot of the series with this probability (irregular "
+                        "sampling; drawn once per series step, so overlapping windows agree)")
+    p.add_argument("--missing-prob", type=float, default=0.0,
+                   help="drop each sensor reading with this probability (missing values; "
+                        "drawn once per series step and sensor)")
     p.add_argument("--time-of-day", action=argparse.BooleanOptionalAction, default=False,
                    help="give the models the time of day (sine and cosine of the daily phase) "
                         "as two more input channels")
@@ -112,6 +120,9 @@ def parse_args(argv=None):
         p.error(f"--samples, --val-samples and --eval-samples must be at least 2 (the CRPS "
                 f"compares samples), got {args.samples}, {args.val_samples} and "
                 f"{args.eval_samples}")
+    for flag in ("drop_prob", "missing_prob"):
+        if not 0.0 <= getattr(args, flag) < 1.0:
+            p.error(f"--{flag.replace('_', '-')} must lie in [0, 1), got {getattr(args, flag)}")
     if sampling and not args.noise_scale > 0:
         p.error(f"--noise-scale must be positive, got {args.noise_scale}")
     return args
@@ -122,19 +133,38 @@ def prepare(args):
     series = load_series(args.dataset, args.root)
     ratios = [float(v) for v in args.split.split(",")]
     parts = chronological_split(series.num_steps, ratios)
-    scaler = StandardScaler().fit(series.signal[parts[0]])
+    observed = observation_mask(args, series.num_steps, series.signal.size(1))
+    seen = None if observed is None else observed if observed.dim() == 2 \
+        else observed.unsqueeze(1)
+    # The scaler sees the observed training readings alone (it skips zeros, traffic's missing).
+    train = series.signal[parts[0]]
+    scaler = StandardScaler().fit(train if seen is None else train * seen[parts[0]])
     inputs = scaler.transform(series.signal).unsqueeze(-1)
+    if seen is not None:  # what was not observed is not shown: the scaled mean instead
+        inputs = inputs * seen.unsqueeze(-1)
     if args.time_of_day:
         inputs = torch.cat([inputs, time_of_day(series)], -1)
-    gen = torch.Generator().manual_seed(1234)  # the same dropped snapshots for every model
     splits = {}
     for name, part in zip(("train", "val", "test"), parts):
         x, _ = sliding_windows(inputs[part], args.history, args.horizon)
         _, y = sliding_windows(series.signal[part], args.history, args.horizon)
-        mask = drop_observations(len(x), args.history, args.drop_prob, gen) if args.drop_prob \
-            else torch.ones(len(x), args.history, dtype=torch.bool)
-        splits[name] = Windows(x.contiguous(), y.contiguous(), mask)
+        mask = torch.ones(len(x), args.history, dtype=torch.bool) if observed is None \
+            else window_masks(observed[part], args.history, args.horizon)
+        splits[name] = Windows(x.contiguous(), y.contiguous(), mask.contiguous())
     return series, scaler, splits
+
+
+def observation_mask(args, num_steps, num_nodes):
+    """What the models observe, drawn once for the series (the same for every model and
+    seed): ``None`` (everything), observed steps ``(T,)`` under ``--drop-prob``, or observed
+    readings ``(T, N)`` under ``--missing-prob``. Targets are never masked."""
+    if not (args.drop_prob or args.missing_prob):
+        return None
+    gen = torch.Generator().manual_seed(1234)
+    steps = drop_steps(num_steps, args.drop_prob, args.history, gen)
+    if not args.missing_prob:
+        return steps
+    return steps.unsqueeze(1) & drop_readings(num_steps, num_nodes, args.missing_prob, gen)
 
 
 def time_of_day(series):
@@ -158,6 +188,11 @@ def build(args, horizon, channels):
     if args.model == "gde-gru":
         return ChangeForecaster(GDEGRU(channels, args.hidden, 1, method=args.method,
                                        step_size=step))
+    if args.model == "stg-ncde":
+        return ChangeForecaster(GraphNCDE(channels, args.hidden, horizon, method=args.method,
+                                          step_size=step))
+    if args.model == "gru-d":
+        return ChangeForecaster(GRUD(channels, args.hidden, horizon))
     if args.model == "gde-sde":
         return ChangeForecaster(StochasticGDEGRU(
             channels, args.hidden, 1, method=args.method, step_size=step,
@@ -165,7 +200,11 @@ def build(args, horizon, channels):
             num_samples=args.samples, eval_samples=args.eval_samples))
     return ChangeForecaster(RecurrentForecaster(channels, args.hidden, horizon,
                                                 graph=args.model == "gcgru",
-                                                time_gaps=args.drop_prob > 0))
+                                                time_gaps=irregular(args)))
+
+
+def irregular(args):
+    return args.drop_prob > 0 or args.missing_prob > 0
 
 
 def forecast(model, graph, times, query, x, mask, scaler):
@@ -284,7 +323,8 @@ def report(args, ctx):
                         for h in runs[0][key]} for key in ("metrics", "pooled"))
     summary = {"dataset": series.name, "model": args.model, "split": args.split,
                "world_size": ctx.world_size,
-               "drop_prob": args.drop_prob, "seeds": args.seeds, "metrics": metrics,
+               "drop_prob": args.drop_prob, "missing_prob": args.missing_prob,
+               "seeds": args.seeds, "metrics": metrics,
                # T-GCN's basis: each horizon pools every step up to it.
                "metrics_pooled": pooled,
                "epochs": st.mean(r["epochs"] for r in runs),
@@ -294,7 +334,8 @@ def report(args, ctx):
         summary["probabilistic"] = {h: {k: st.mean(r["probabilistic"][h][k] for r in runs)
                                         for k in row}
                                     for h, row in runs[0]["probabilistic"].items()}
-    print(f"{series.name} {args.model} (drop {args.drop_prob:g}, split {args.split}, "
+    print(f"{series.name} {args.model} (drop {args.drop_prob:g}, missing "
+          f"{args.missing_prob:g}, split {args.split}, "
           f"{args.seeds} seed(s), {summary['seconds_per_epoch']:.1f} s/epoch): " + "; ".join(
               f"{h} MAE {m['mae']:.2f} RMSE {m['rmse']:.2f} MAPE {100 * m['mape']:.1f}%"
               for h, m in metrics.items()))

@@ -11,6 +11,7 @@ use :func:`sdeint` and :func:`sdeint_adjoint` (torchsde's interface, any state s
 __version__ = "0.1.0"
 
 from .api import Solution, solve
+from .cde import CubicSpline, LinearInterpolation, cdeint
 from .compat import odeint, odeint_adjoint
 from .events import odeint_event
 from .gradients import Adjoint
@@ -21,6 +22,7 @@ from .solvers.integrate import SolveError, SolverStats
 from .solvers.tableaux import METHODS, ButcherTableau
 
 __all__ = ["__version__", "solve", "odeint", "odeint_adjoint", "odeint_event", "sdeint",
+           "cdeint", "CubicSpline", "LinearInterpolation",
            "sdeint_adjoint", "BrownianMotion", "Solution",
            "SolverStats", "SolveError", "ButcherTableau", "Solver", "PIController", "Adjoint",
            "METHODS"]

@@ -2,7 +2,8 @@
 from .heterophily import HETEROPHILY, load_heterophily
 from .planetoid import PLANETOID, load_planetoid
 from .root import DataFormatError, DataNotFoundError, candidate_roots, default_root, find_data
-from .series import StandardScaler, Windows, chronological_split, drop_observations, sliding_windows
+from .series import (StandardScaler, Windows, chronological_split, drop_observations,
+                     drop_readings, drop_steps, sliding_windows, window_masks)
 from .synthetic import contextual_sbm, large_contextual_sbm
 from .traffic import (
                       SERIES,
@@ -19,4 +20,5 @@ from .tu import TU, load_tu, stratified_folds
 __all__ = ["PLANETOID", "load_planetoid", "HETEROPHILY", "load_heterophily", "DataNotFoundError", "DataFormatError", "candidate_roots", "find_data", "default_root",
            "contextual_sbm", "large_contextual_sbm", "GraphSeries", "SeriesFormatError", "SERIES", "load_series",
            "read_tgcn_csv", "read_dcrnn", "read_pems", "read_pyg_temporal", "StandardScaler",
-           "Windows", "chronological_split", "drop_observations", "sliding_windows", "TU", "load_tu", "stratified_folds"]
+           "Windows", "chronological_split", "drop_observations", "drop_readings", "drop_steps", "window_masks",
+           "sliding_windows", "TU", "load_tu", "stratified_folds"]

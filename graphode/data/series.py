@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["StandardScaler", "chronological_split", "sliding_windows", "drop_observations",
-           "Windows"]
+           "drop_steps", "drop_readings", "window_masks", "Windows"]
 
 
 class StandardScaler:
@@ -86,11 +86,13 @@ def sliding_windows(signal: Tensor, history: int, horizon: int) -> Tuple[Tensor,
 
 def drop_observations(num_windows: int, history: int, p: float,
                       generator: Optional[torch.Generator] = None) -> Tensor:
-    """Irregular sampling: a ``(num_windows, history)`` mask that drops each observation (a
-    whole snapshot of the graph) with probability ``p``. Each window keeps at least one
-    observation: where every one was dropped, one is restored at random."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"the drop probability must lie in [0, 1), got {p}")
+    """Irregular sampling drawn per window: a ``(num_windows, history)`` mask that drops each
+    observation (a whole snapshot of the graph) with probability ``p``. Each window keeps at
+    least one observation: where every one was dropped, one is restored at random.
+
+    Overlapping windows draw independently here, so they disagree on whether a step was seen;
+    :func:`drop_steps` draws once per series step instead (what the examples use)."""
+    _check_probability("the drop probability", p)
     keep = torch.rand(num_windows, history, generator=generator) >= p
     empty = ~keep.any(1)
     if empty.any():
@@ -99,13 +101,52 @@ def drop_observations(num_windows: int, history: int, p: float,
     return keep
 
 
+def _check_probability(name: str, p: float) -> None:
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{name} must lie in [0, 1), got {p}")
+
+
+def drop_steps(num_steps: int, p: float, history: int = 1,
+               generator: Optional[torch.Generator] = None) -> Tensor:
+    """Irregular sampling of a series: a ``(num_steps,)`` mask that drops each step (a whole
+    snapshot of the graph) with probability ``p``, once for the series, so that overlapping
+    windows agree on which snapshots they saw.
+
+    Every run of ``history`` consecutive steps keeps at least one observation (each window
+    sees something): where a run lost them all, its last step is restored."""
+    _check_probability("the drop probability", p)
+    keep = torch.rand(num_steps, generator=generator) >= p
+    gap = 0  # dropped steps since the last kept one
+    for i, kept in enumerate(keep.tolist()):
+        gap = 0 if kept else gap + 1
+        if gap == history:
+            keep[i], gap = True, 0
+    return keep
+
+
+def drop_readings(num_steps: int, num_nodes: int, p: float,
+                  generator: Optional[torch.Generator] = None) -> Tensor:
+    """Missing values: a ``(num_steps, num_nodes)`` mask that drops each sensor reading with
+    probability ``p``, once for the series (overlapping windows agree)."""
+    _check_probability("the missing probability", p)
+    return torch.rand(num_steps, num_nodes, generator=generator) >= p
+
+
+def window_masks(observed: Tensor, history: int, horizon: int) -> Tensor:
+    """The input part of every sliding window of a series mask: ``(T,)`` gives ``(S, history)``
+    and ``(T, N)`` gives ``(S, history, N)``, ``S = T - history - horizon + 1``, the windows
+    of :func:`sliding_windows`."""
+    x, _ = sliding_windows(observed, history, horizon)
+    return x
+
+
 @dataclass
 class Windows:
     """Forecasting examples of one split: inputs, targets and observation mask."""
 
     x: Tensor  # (S, H, N) scaled inputs
     y: Tensor  # (S, P, N) targets in original units (zeros = missing)
-    mask: Tensor  # (S, H) observed steps
+    mask: Tensor  # (S, H) observed steps, or (S, H, N) observed readings
 
     def __len__(self) -> int:
         return self.x.size(0)

@@ -15,6 +15,8 @@ from .gcgru import GCGRUCell, gcn_operator
 from .gde import GDEConv, solve_on_leaves
 from .gde_gru import GDEGRU, StochasticGDEGRU, batch_graph
 from .gru_ode import GraphGRUODE
+from .grud import GRUD
+from .ncde import GraphCDEField, GraphNCDE
 from .sde import GraphSDE
 from .sparse import SparseOperator
 from .stats import SolverStatsRecorder
@@ -23,4 +25,5 @@ __all__ = ["GDEConv", "GraphSDE", "SolverStatsRecorder", "GraphVectorField", "re
            "LinearDiffusion", "GCGRUCell", "gcn_operator", "GDEGRU", "StochasticGDEGRU", "batch_graph", "GraphGRUODE",
            "RecurrentForecaster", "HistoricalAverage",
            "Persistence", "AttentionDiffusion", "GraphCONCoupling", "AntisymmetricField",
-           "HamiltonianForce", "Reaction", "ReactionDiffusionConv", "solve_on_leaves"]
+           "HamiltonianForce", "Reaction", "ReactionDiffusionConv", "solve_on_leaves", "GRUD",
+           "GraphCDEField", "GraphNCDE"]

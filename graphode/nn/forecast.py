@@ -10,17 +10,19 @@ from torch import Tensor
 from torch.nn import GRUCell, Linear, Module
 
 from .gcgru import GCGRUCell, gcn_operator
-from .gde_gru import _check_sequence, batch_graph
+from .gde_gru import _check_sequence, batch_graph, observed_at
 
 __all__ = ["RecurrentForecaster", "HistoricalAverage", "Persistence", "last_observed"]
 
 
 def last_observed(x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-    """Each window's most recent observed snapshot.
+    """Each window's most recent observed snapshot, or each node's most recent reading.
 
     Args:
         x: windows ``(B, T, N, C)``.
-        mask: ``(B, T)``, which snapshots were observed (default: all).
+        mask: ``(B, T)``, which snapshots were observed, or ``(B, T, N)``, which readings
+            (default: all). A node never observed in its window gets its first value (the
+            caller's fill for missing readings).
 
     Returns:
         ``(B, C, N)`` for ``C`` channels; ``(B, 1, N)`` for one.
@@ -28,6 +30,11 @@ def last_observed(x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     if mask is None:
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
     steps = torch.arange(mask.size(1), device=mask.device)
+    if mask.dim() == 3:  # per reading: (B, T, N) -> the last step of each node
+        steps = steps.view(1, -1, 1)
+        last = torch.where(mask, steps, 0).max(1).values  # (B, N)
+        index = last.unsqueeze(1).unsqueeze(-1).expand(-1, 1, -1, x.size(-1))
+        return x.gather(1, index).squeeze(1).transpose(1, 2)
     last = torch.where(mask, steps, -1).max(1).values
     return x[torch.arange(x.size(0), device=x.device), last].transpose(1, 2)
 
@@ -64,7 +71,8 @@ class RecurrentForecaster(Module):
 
     Shapes:
         - **input:** observations :math:`(B, T, |\mathcal{V}|, F_{in})` at ``times``
-          :math:`(T)`, optional mask :math:`(B, T)`, ``query_times`` :math:`(Q)` among the
+          :math:`(T)`, optional mask :math:`(B, T)` of observed snapshots or :math:`(B, T,
+          |\mathcal{V}|)` of observed readings, ``query_times`` :math:`(Q)` among the
           trained horizons, edge indices :math:`(2, |\mathcal{E}|)`, optional edge weights
         - **output:** forecasts :math:`(B, Q, |\mathcal{V}|, F_{out})`
     """
@@ -94,16 +102,16 @@ class RecurrentForecaster(Module):
             op = gcn_operator(ei, ew, batch * n, x.dtype, x.device)
         h = x.new_zeros(batch * n, self.hidden_channels)
         times = times.to(x.dtype)
-        last = times[0].expand(batch).clone()  # time of each sample's previous observation
+        last = times[0].expand(batch * n, 1).clone()  # time of each node's previous observation
         for k in range(steps):
             inp = x[:, k].reshape(batch * n, -1)
-            seen = torch.ones(batch, dtype=torch.bool, device=x.device) if mask is None else mask[:, k]
+            seen = torch.ones(batch * n, 1, dtype=torch.bool, device=x.device) if mask is None \
+                else observed_at(mask, k, n)
             if self.time_gaps:
-                gap = (times[k] - last).repeat_interleave(n).unsqueeze(-1)
-                inp = torch.cat([inp, gap], -1)
-                last = torch.where(seen, times[k].expand(batch), last)
+                inp = torch.cat([inp, times[k] - last], -1)
+                last = torch.where(seen, times[k], last)
             updated = self.cell(inp, h, op) if self.graph else self.cell(inp, h)
-            h = torch.where(seen.repeat_interleave(n).unsqueeze(-1), updated, h)
+            h = torch.where(seen, updated, h)
         out = self.head(h).view(batch, n, self.horizon, self.out_channels)
         return out[:, :, which].transpose(1, 2)
 
@@ -119,7 +127,7 @@ class HistoricalAverage(Module):
                 mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None) -> Tensor:
         _check_sequence(x, times, mask)
         w = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device) if mask is None else mask.to(x.dtype)
-        w = w[:, :, None, None]
+        w = w[:, :, None, None] if w.dim() == 2 else w.unsqueeze(-1)
         mean = (x * w).sum(1) / w.sum(1).clamp(min=1)
         q = torch.as_tensor(query_times).numel()
         return mean.unsqueeze(1).expand(-1, q, -1, -1)

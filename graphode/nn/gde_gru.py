@@ -15,7 +15,7 @@ from .gde import with_graph_inputs
 from .gru_ode import GraphGRUODE
 from .sde import GraphSDE
 
-__all__ = ["GDEGRU", "StochasticGDEGRU", "batch_graph"]
+__all__ = ["GDEGRU", "StochasticGDEGRU", "batch_graph", "observed_at"]
 
 
 def batch_graph(edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
@@ -38,9 +38,20 @@ def _check_sequence(x: Tensor, times: Tensor, mask: Optional[Tensor]) -> None:
                          f"shape {tuple(times.shape)}")
     if times.numel() > 1 and not bool((times[1:] > times[:-1]).all()):
         raise ValueError("times must be strictly increasing")
-    if mask is not None and tuple(mask.shape) != tuple(x.shape[:2]):
-        raise ValueError(f"mask must have shape (batch, time) = {tuple(x.shape[:2])}, got "
-                         f"{tuple(mask.shape)}")
+    if mask is not None and tuple(mask.shape) not in (tuple(x.shape[:2]), tuple(x.shape[:3])):
+        raise ValueError(f"mask must have shape (batch, time) = {tuple(x.shape[:2])} (observed "
+                         f"snapshots) or (batch, time, num_nodes) = {tuple(x.shape[:3])} "
+                         f"(observed readings), got {tuple(mask.shape)}")
+    if mask is not None and mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True where observed), got {mask.dtype}")
+
+
+def observed_at(mask: Tensor, k: int, num_nodes: int) -> Tensor:
+    """Which nodes of a batch were observed at step ``k``: ``(B * N, 1)`` from a mask of
+    snapshots ``(B, T)`` or of readings ``(B, T, N)``."""
+    seen = mask[:, k]
+    seen = seen.repeat_interleave(num_nodes) if seen.dim() == 1 else seen.reshape(-1)
+    return seen.unsqueeze(-1)
 
 
 class GDEGRU(Module):
@@ -69,8 +80,9 @@ class GDEGRU(Module):
 
     Shapes:
         - **input:** observations :math:`(B, T, |\mathcal{V}|, F_{in})` at ``times``
-          :math:`(T)`, an optional mask :math:`(B, T)` of observed steps (a sample skips the
-          update where it is ``False``), forecast ``query_times`` :math:`(Q)` at or after
+          :math:`(T)`, an optional mask :math:`(B, T)` of observed steps or :math:`(B, T,
+          |\mathcal{V}|)` of observed readings (a sample, or a node, skips the update where it
+          is ``False``), forecast ``query_times`` :math:`(Q)` at or after
           ``times[-1]``, edge indices :math:`(2, |\mathcal{E}|)`, optional edge weights
         - **output:** forecasts :math:`(B, Q, |\mathcal{V}|, F_{out})`
     """
@@ -148,11 +160,7 @@ class GDEGRU(Module):
             if k > 0:
                 h = self._flow(h, [t_obs[k - 1], t_obs[k]])[-1]
             updated = self.cell(x[:, k].reshape(batch * n, -1), h, op)
-            if mask is None:
-                h = updated
-            else:
-                seen = mask[:, k].repeat_interleave(n).unsqueeze(-1)
-                h = torch.where(seen, updated, h)
+            h = updated if mask is None else torch.where(observed_at(mask, k, n), updated, h)
         # One solve through every query time (sorted, duplicates allowed by the caller).
         order = sorted(set(t_query))
         grid = order if order[0] == t_obs[-1] else [t_obs[-1]] + order
