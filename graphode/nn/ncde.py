@@ -23,7 +23,7 @@ class GraphCDEField(Module):
     computed from its state and its neighbours',
 
     .. math::
-        \mathbf{U} = \mathrm{ReLU}(\mathbf{Z}\mathbf{W}_1), \quad
+        \mathbf{U} = \tanh(\mathbf{Z}\mathbf{W}_1), \quad
         \mathbf{V} = \mathbf{U} + \hat{\mathbf{A}}\,\mathbf{U}\mathbf{W}_2, \quad
         F(\mathbf{Z}) = \tanh(\mathbf{V}\mathbf{W}_3) \in \mathbb{R}^{|\mathcal{V}| \times
             H \times C},
@@ -52,7 +52,7 @@ class GraphCDEField(Module):
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
         if self.op is None:
             raise RuntimeError("GraphCDEField is not bound to a graph: call bind(operator)")
-        u = torch.relu(self.lin1(z))
+        u = torch.tanh(self.lin1(z))
         v = u + self.op.mm(self.lin2(u))
         return torch.tanh(self.lin3(v)).view(*z.shape, self.path_channels)
 

@@ -13,6 +13,9 @@ from graphode.data import (
     candidate_roots,
     chronological_split,
     drop_observations,
+    drop_readings,
+    drop_steps,
+    window_masks,
     load_series,
     read_dcrnn,
     read_pems,
@@ -211,3 +214,31 @@ def test_drop_observations():
     assert drop_observations(3, 4, 0.0).all()
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         drop_observations(3, 4, 1.0)
+
+
+def test_masks_per_series_step_are_shared_by_overlapping_windows():
+    g = torch.Generator().manual_seed(0)
+    steps = drop_steps(500, 0.7, history=6, generator=g)
+    assert steps.shape == (500,) and abs(steps.float().mean().item() - 0.3) < 0.06
+    windows = window_masks(steps, 6, 3)
+    assert windows.shape == (500 - 6 - 3 + 1, 6)
+    assert windows.any(1).all()  # every window sees something
+    # window k's step j is window k+1's step j-1: one draw per series step
+    assert torch.equal(windows[1:, :-1], windows[:-1, 1:])
+    assert torch.equal(windows[:, 0], steps[:len(windows)])
+    readings = drop_readings(400, 7, 0.5, g)
+    assert readings.shape == (400, 7) and abs(readings.float().mean().item() - 0.5) < 0.04
+    per_node = window_masks(readings, 4, 2)
+    assert per_node.shape == (400 - 5, 4, 7)
+    assert torch.equal(per_node[1:, :-1], per_node[:-1, 1:])
+    assert drop_steps(20, 0.0).all() and drop_readings(5, 3, 0.0).all()
+    with pytest.raises(ValueError, match=r"missing probability must lie in \[0, 1\)"):
+        drop_readings(3, 2, 1.0)
+    with pytest.raises(ValueError, match=r"drop probability must lie in \[0, 1\)"):
+        drop_steps(3, -0.1)
+
+
+def test_drop_steps_restores_the_last_step_of_a_run_that_lost_them_all():
+    # p close to 1: nearly every step dropped; each run of 4 still keeps one, its last
+    steps = drop_steps(40, 0.999, history=4, generator=torch.Generator().manual_seed(1))
+    assert steps.nonzero().flatten().tolist() == [3, 7, 11, 15, 19, 23, 27, 31, 35, 39]

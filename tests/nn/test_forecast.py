@@ -5,7 +5,9 @@ import torch
 from graphode import solve
 from graphode.nn import (
     GDEGRU,
+    GRUD,
     GCGRUCell,
+    GraphNCDE,
     HistoricalAverage,
     Persistence,
     RecurrentForecaster,
@@ -153,7 +155,7 @@ def test_input_checks():
         model(x, EDGES, torch.tensor([0.0, 2.0, 1.0]), torch.tensor([5.0]))
     with pytest.raises(ValueError, match="one time per observation step"):
         model(x, EDGES, torch.arange(4.0), torch.tensor([5.0]))
-    with pytest.raises(ValueError, match=r"mask must have shape \(batch, time\)"):
+    with pytest.raises(ValueError, match=r"mask must have shape \(batch, time\) = \(1, 3\)"):
         model(x, EDGES, torch.arange(3.0), torch.tensor([5.0]), torch.ones(1, 2, dtype=torch.bool))
 
 
@@ -212,3 +214,96 @@ def test_stochastic_gde_gru_samples_spread_with_the_horizon():
     assert sde.sde.noise_layer.bias.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="num_samples must be a positive integer"):
         _sde_and_ode(0.1, num_samples=0)
+
+
+def test_persistence_metric_on_a_hand_computed_series():
+    from graphode.metrics import forecast_metrics
+    # one sensor, speeds 10, 12, 15, 11, 14, 20: windows of 2 inputs and 2 targets
+    series = torch.tensor([10.0, 12.0, 15.0, 11.0, 14.0, 20.0])
+    x = series.unfold(0, 4, 1)[:, :2].reshape(3, 2, 1, 1)
+    y = series.unfold(0, 4, 1)[:, 2:].reshape(3, 2, 1)
+    pred = Persistence()(x, EDGES[:, :0], torch.arange(2.0), torch.tensor([2.0, 3.0]))
+    metrics = forecast_metrics(pred.squeeze(-1), y, steps=(1, 2), interval=None)
+    # step 1: last inputs 12, 15, 11 against 15, 11, 14: errors 3, 4, 3
+    assert metrics["step1"]["mae"] == pytest.approx(10 / 3)
+    assert metrics["step1"]["rmse"] == pytest.approx(((9 + 16 + 9) / 3) ** 0.5)
+    # step 2: against 11, 14, 20: errors 1, 1, 9
+    assert metrics["step2"]["mae"] == pytest.approx(11 / 3)
+    assert metrics["step2"]["mape"] == pytest.approx((1 / 11 + 1 / 14 + 9 / 20) / 3)
+
+
+def test_masks_of_readings():
+    """A mask per reading ``(B, T, N)``: the same as a mask per step where it does not vary
+    across nodes, and each node's own where it does."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 4, 1, dtype=torch.float64)
+    times, query = torch.arange(4.0), torch.tensor([4.0, 5.0])
+    steps = torch.tensor([[True, False, True, True], [True, True, False, False]])
+    readings = steps.unsqueeze(-1).expand(-1, -1, 4)
+    models = [gde_gru(), RecurrentForecaster(1, 6, 2, time_gaps=True).double(),
+              RecurrentForecaster(1, 6, 2, graph=False, time_gaps=True).double(),
+              HistoricalAverage(), Persistence(), GRUD(1, 6, 2).double(),
+              GraphNCDE(1, 6, 2).double()]
+    for model in models:
+        a = model(x, EDGES, times, query, steps)
+        b = model(x, EDGES, times, query, readings)
+        assert torch.allclose(a, b), type(model).__name__
+    # node 2 of window 0 is missing its last two readings: persistence repeats its step 1
+    mask = torch.ones(2, 4, 4, dtype=torch.bool)
+    mask[0, 2:, 2] = False
+    out = Persistence()(x, EDGES, times, query, mask)
+    assert torch.equal(out[0, :, 2], x[0, 1, 2].expand(2, 1))
+    assert torch.equal(out[0, :, 1], x[0, 3, 1].expand(2, 1))
+    out = HistoricalAverage()(x, EDGES, times, query, mask)
+    assert torch.allclose(out[0, 0, 2], x[0, :2, 2].mean(0))
+    # a node's unobserved readings do not reach the models that respect the mask
+    hidden = x.clone()
+    hidden[0, 2:, 2] = 99.0
+    for model in models[1:]:
+        if isinstance(model, (RecurrentForecaster,)) and model.graph:
+            continue  # its gates average the neighbours' inputs: the caller zeroes them
+        assert torch.allclose(model(x, EDGES, times, query, mask),
+                              model(hidden, EDGES, times, query, mask)), type(model).__name__
+
+
+def test_gru_d_decays_missing_inputs_towards_the_mean():
+    torch.manual_seed(0)
+    model = GRUD(1, 5, 1, mean=0.0).double()
+    x = torch.randn(1, 6, 2, 1, dtype=torch.float64)
+    mask = torch.ones(1, 6, 2, dtype=torch.bool)
+    mask[0, 1:, 0] = False  # node 0 seen once, at t = 0
+    with torch.no_grad():
+        model.input_rate.fill_(1.0)
+        model.input_bias.zero_()
+    # node 0's input decays from its reading at t = 0 as exp(-t) towards the mean, 0
+    seen_inputs = []
+    model.cell.register_forward_pre_hook(lambda m, args: seen_inputs.append(args[0][:, 0]))
+    model(x, EDGES[:, :0], torch.arange(6.0), torch.tensor([6.0]), mask)
+    decay = torch.exp(-torch.arange(6.0, dtype=torch.float64))
+    assert torch.allclose(torch.stack(seen_inputs)[:, 0], x[0, 0, 0, 0] * decay)
+    assert torch.allclose(torch.stack(seen_inputs)[:, 1], x[0, :, 1, 0])
+
+
+def test_graph_ncde_shapes_stats_and_gradient_modes():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4, 2, dtype=torch.float64)
+    mask = torch.rand(2, 5, 4) > 0.3
+    fixed, tight = dict(method="rk4", step_size=0.5), \
+        dict(method="dopri5", step_size=None, rtol=1e-10, atol=1e-12)
+    results = {}
+    for gradient, kw in (("autograd", fixed), ("checkpoint", fixed), ("autograd-tight", tight),
+                         ("adjoint", tight)):
+        torch.manual_seed(1)
+        model = GraphNCDE(2, 6, 3, gradient=gradient.split("-")[0], **kw).double()
+        out = model(x, EDGES, torch.arange(5.0), torch.tensor([5.0, 7.0]), mask)
+        assert out.shape == (2, 2, 4, 1)
+        results[gradient] = out, torch.autograd.grad(out.square().sum(),
+                                                     list(model.parameters()))
+        assert model.last_solves[0].nfe > 0
+    for mode, reference, tol in (("checkpoint", "autograd", 1e-10),
+                                 ("adjoint", "autograd-tight", 1e-6)):
+        assert torch.allclose(results[mode][0], results[reference][0], atol=tol)
+        for a, b in zip(results[mode][1], results[reference][1]):
+            assert torch.allclose(a, b, atol=tol), mode
+    with pytest.raises(ValueError, match="trained horizons"):
+        GraphNCDE(2, 6, 3)(x, EDGES, torch.arange(5.0), torch.tensor([9.0]))
