@@ -2,18 +2,26 @@
 from .heterophily import HETEROPHILY, load_heterophily
 from .planetoid import PLANETOID, load_planetoid
 from .root import DataFormatError, DataNotFoundError, candidate_roots, default_root, find_data
-from .series import (StandardScaler, Windows, chronological_split, drop_observations,
-                     drop_readings, drop_steps, sliding_windows, window_masks)
+from .series import (
+                     StandardScaler,
+                     Windows,
+                     chronological_split,
+                     drop_observations,
+                     drop_readings,
+                     drop_steps,
+                     sliding_windows,
+                     window_masks,
+)
 from .synthetic import contextual_sbm, large_contextual_sbm
 from .traffic import (
-                      SERIES,
-                      GraphSeries,
-                      SeriesFormatError,
-                      load_series,
-                      read_dcrnn,
-                      read_pems,
-                      read_pyg_temporal,
-                      read_tgcn_csv,
+                     SERIES,
+                     GraphSeries,
+                     SeriesFormatError,
+                     load_series,
+                     read_dcrnn,
+                     read_pems,
+                     read_pyg_temporal,
+                     read_tgcn_csv,
 )
 from .tu import TU, load_tu, stratified_folds
 

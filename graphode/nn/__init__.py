@@ -12,7 +12,7 @@ from .diffusion import LinearDiffusion
 from .field import GraphVectorField, register_plan
 from .forecast import HistoricalAverage, Persistence, RecurrentForecaster
 from .gcgru import GCGRUCell, gcn_operator
-from .gde import GDEConv, solve_on_leaves
+from .gde import GDEConv, SwitchingGDEConv, solve_on_leaves
 from .gde_gru import GDEGRU, StochasticGDEGRU, batch_graph
 from .gru_ode import GraphGRUODE
 from .grud import GRUD
@@ -26,4 +26,4 @@ __all__ = ["GDEConv", "GraphSDE", "SolverStatsRecorder", "GraphVectorField", "re
            "RecurrentForecaster", "HistoricalAverage",
            "Persistence", "AttentionDiffusion", "GraphCONCoupling", "AntisymmetricField",
            "HamiltonianForce", "Reaction", "ReactionDiffusionConv", "solve_on_leaves", "GRUD",
-           "GraphCDEField", "GraphNCDE"]
+           "GraphCDEField", "GraphNCDE", "SwitchingGDEConv"]

@@ -111,10 +111,9 @@ class SecondOrderGDEConv(Module):
             raise ValueError(f"velocity must have the shape of x {tuple(x.shape)}, got "
                              f"{tuple(v.shape)}")
         check_graph(x, edge_index, edge_weight, None, [self.field])
-        system = _SecondOrderField(self.field, x.size(-1))
-
         def run(z0: Tensor, weight: Optional[Tensor]) -> Tensor:
-            self.field.bind(edge_index, weight, x.size(0), x.dtype, x.device)
+            system = _SecondOrderField(
+                self.field.bind(edge_index, weight, x.size(0), x.dtype, x.device), x.size(-1))
             sol = solve(system, z0, list(self.t_span), method=self.method, rtol=self.rtol,
                         atol=self.atol, step_size=self.step_size, gradient=self.gradient,
                         **with_graph_inputs(self.solver_kwargs, self.gradient, system, weight))

@@ -385,8 +385,8 @@ class ReactionDiffusionConv(nn.Module):
         from ..solvers.imex import Split
         from .validate import check_graph
         check_graph(x, edge_index, edge_weight, None, [self.diffusion])
-        self.diffusion.bind(edge_index, edge_weight, x.size(0), x.dtype, x.device)
-        field = Split(implicit=self.diffusion, explicit=lambda t, y: self.reaction(y))
+        diffusion = self.diffusion.bind(edge_index, edge_weight, x.size(0), x.dtype, x.device)
+        field = Split(implicit=diffusion, explicit=lambda t, y: self.reaction(y))
         kwargs = dict(self.solver_kwargs)
         if self.gradient != "autograd":
             kwargs.setdefault("adjoint_params", list(self.reaction.parameters()) + (

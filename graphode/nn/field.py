@@ -7,6 +7,7 @@ many evaluations of ``f(t, h)`` pay only for the features.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -281,7 +282,13 @@ class GraphVectorField(Module):
     def bind(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
              dtype: torch.dtype, device: torch.device, control_input: Optional[Tensor] = None
              ) -> "GraphVectorField":
-        """Bind one graph for the coming solve; precompute what depends only on it."""
+        """Bind one graph for the coming solve; precompute what depends only on it.
+
+        Returns a bound snapshot that shares this field's layers (and so its parameters):
+        solve with it. A later ``bind`` (the same block on another graph before the backward
+        pass) rebinds this field but not the snapshot, so the adjoint and checkpoint modes,
+        which evaluate the field again in the backward pass, see the graph of their own
+        forward. Solving with the field itself would be silently wrong then."""
         plans = _plans() if self.precompute else {}
         # A learned edge weight must stay in the autograd graph: no precomputation then.
         fixed = edge_weight is None or not edge_weight.requires_grad
@@ -304,7 +311,7 @@ class GraphVectorField(Module):
             raise ValueError(f"control={self.control!r} needs the control input: pass "
                              f"control_input to bind() (GDEConv passes the block's input)")
         self._control_input = control_input
-        return self
+        return copy.copy(self)
 
     @staticmethod
     def _generic(layer: Module, edge_index: Tensor, edge_weight: Optional[Tensor],

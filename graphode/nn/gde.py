@@ -16,7 +16,7 @@ from .field import GraphVectorField, channels_of
 from .sparse import to_edge_index
 from .validate import check_graph
 
-__all__ = ["GDEConv", "with_graph_inputs", "solve_on_leaves"]
+__all__ = ["GDEConv", "SwitchingGDEConv", "with_graph_inputs", "solve_on_leaves"]
 
 
 def _check_channels(layers: Sequence[Module], state: int, control: Optional[str]) -> None:
@@ -293,34 +293,45 @@ class GDEConv(Module):
         control = (x if control_input is None else control_input) if self.field.control \
             else None
         edge_index, edge_weight = to_edge_index(edge_index, edge_weight)
+        h0 = self._initial(x, edge_index, edge_weight, batch)
+        times = self._times()
+        ys = self._flow(h0, edge_index, edge_weight, batch, control, times)
+        return self._outputs(ys, x, times)
+
+    def _initial(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor],
+                 batch: Optional[Tensor]) -> Tensor:
+        """Check the channels and the graph; the initial state (augmented with zeros)."""
         state = x.size(-1) + self.augment
         if self._channels_checked != state:
             _check_channels(list(self.field.layers), state, self.field.control)
             self._channels_checked = state
         if self.validate:
             check_graph(x, edge_index, edge_weight, batch, [self.field])
-        h0 = x
         if self.augment:
-            h0 = torch.cat([x, x.new_zeros(x.size(0), self.augment)], dim=-1)
-        times = self._times()
+            return torch.cat([x, x.new_zeros(x.size(0), self.augment)], dim=-1)
+        return x
 
+    def _flow(self, h0: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor],
+              batch: Optional[Tensor], control: Optional[Tensor], times: List[float]) -> Tensor:
+        """The states at ``times`` of the flow on one graph."""
         def run(h0: Tensor, weight: Optional[Tensor], control: Optional[Tensor]) -> Tensor:
-            self.field.bind(edge_index, weight, x.size(0), x.dtype, x.device,
-                            control_input=control)
-            extra = with_graph_inputs(self.solver_kwargs, self.gradient, self.field, weight,
-                                      control)
+            field = self.field.bind(edge_index, weight, h0.size(0), h0.dtype, h0.device,
+                                    control_input=control)
+            extra = with_graph_inputs(self.solver_kwargs, self.gradient, field, weight, control)
             if self.per_graph_steps:
                 extra["per_graph"] = batch if batch is not None else \
-                    torch.zeros(x.size(0), dtype=torch.long, device=x.device)
-            sol = solve(self.field, h0, times, method=self.method, rtol=self.rtol,
+                    torch.zeros(h0.size(0), dtype=torch.long, device=h0.device)
+            sol = solve(field, h0, times, method=self.method, rtol=self.rtol,
                         atol=self.atol, step_size=self.step_size, gradient=self.gradient,
                         adjoint_seminorm=self.adjoint_seminorm, **extra)
             self.stats = sol.stats
             return sol.ys
         if self.gradient == "autograd" or not _computed(edge_weight, control):
-            ys = run(h0, edge_weight, control)
-        else:  # learned inputs computed from the field's parameters stay exact
-            ys = solve_on_leaves(run, [h0, edge_weight, control], list(self.field.parameters()))
+            return run(h0, edge_weight, control)
+        # learned inputs computed from the field's parameters stay exact
+        return solve_on_leaves(run, [h0, edge_weight, control], list(self.field.parameters()))
+
+    def _outputs(self, ys: Tensor, x: Tensor, times: List[float]) -> Tensor:
         if self.t_eval is not None and self.t_eval[0] != times[0]:
             ys = ys[1:]
         if self.augment and not self.keep_augmented:
@@ -332,3 +343,69 @@ class GDEConv(Module):
         inner = repr(layers[0]) if len(layers) == 1 else "[" + ", ".join(map(repr, layers)) + "]"
         extra = "" if self.gradient == "adjoint" else f", gradient='{self.gradient}'"
         return f"{type(self).__name__}({inner}, method='{self.method}'{extra})"
+
+
+class SwitchingGDEConv(GDEConv):
+    r"""A graph neural ODE block on a graph that changes in time: piecewise constant, the
+    :math:`k`-th graph in force from ``switch_times[k - 1]`` to ``switch_times[k]``,
+
+    .. math::
+        \frac{d\mathbf{H}(t)}{dt} = f\big(t, \mathbf{H}(t); \mathcal{G}_k\big), \qquad
+        t \in [s_{k-1}, s_k),
+
+    over the block's ``t_span`` (``s_0 = t_0`` and the last segment ends at ``t_1``). The solve
+    restarts at every switch: the graph is bound anew (its normalisation computed once per
+    segment) and an adaptive method picks a fresh first step, so no step straddles a
+    discontinuity of the field. The state carries over; gradients flow through every segment
+    in every gradient mode. Takes :class:`GDEConv`'s arguments (``t_eval`` included: outputs
+    at times in any segment). Nodes stay the same across graphs; only edges change (for
+    varying node sets, use separate blocks).
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, F)`, ``graphs``: a sequence of
+          ``edge_index`` :math:`(2, |\mathcal{E}_k|)` or ``(edge_index, edge_weight)`` pairs,
+          ``switch_times``: ``len(graphs) - 1`` increasing times strictly inside ``t_span``
+        - **output:** as :class:`GDEConv`
+    """
+
+    def forward(  # type: ignore[override]  # a sequence of graphs in place of one
+            self, x: Tensor, graphs: Sequence[Union[Tensor, Tuple[Tensor, Optional[Tensor]]]],
+            switch_times: Sequence[float], batch: Optional[Tensor] = None) -> Tensor:
+        if x.dim() != 2:
+            raise ValueError(f"x must be node features of shape (num_nodes, channels), got "
+                             f"{tuple(x.shape)}")
+        if self.field.control:
+            raise ValueError("SwitchingGDEConv does not take control='add' or 'concat' blocks")
+        pairs = [g if isinstance(g, (tuple, list)) else (g, None) for g in graphs]
+        switches = [float(s) for s in switch_times]
+        t0, t1 = self.t_span
+        if not pairs:
+            raise ValueError("graphs must hold at least one graph")
+        if len(switches) != len(pairs) - 1:
+            raise ValueError(f"switch_times must hold one time fewer than graphs (the times "
+                             f"between them): {len(pairs)} graphs need {len(pairs) - 1} "
+                             f"switch times, got {len(switches)}")
+        lo, hi = min(t0, t1), max(t0, t1)
+        ordered = switches == sorted(switches, reverse=t1 < t0) and len(set(switches)) == \
+            len(switches)
+        if not ordered or any(not lo < s < hi for s in switches):
+            raise ValueError(f"switch_times must run strictly inside t_span {self.t_span}, "
+                             f"in its direction, without repeats; got {switches}")
+        pairs = [to_edge_index(ei, ew) for ei, ew in pairs]
+        h = self._initial(x, *pairs[0], batch)
+        for ei, ew in pairs[1:]:  # every graph checked before the first solve
+            self._initial(x, ei, ew, batch)
+        times = self._times()
+        bounds = [t0, *switches, t1]
+        forward = t1 > t0
+        states, total = {times[0]: h}, SolverStats()
+        for k, (ei, ew) in enumerate(pairs):
+            a, b = bounds[k], bounds[k + 1]
+            inside = [t for t in times if (a < t < b if forward else b < t < a)]
+            ys = self._flow(h, ei, ew, batch, None, [a, *inside, b])
+            total = total + self.stats
+            states.update(zip(inside, ys[1:-1]))
+            h = states[b] = ys[-1]
+        self.stats = total
+        ys = torch.stack([states[t] for t in times])
+        return self._outputs(ys, x, times)

@@ -103,6 +103,7 @@ class GDEGRU(Module):
                            gradient=gradient, **solver_kwargs)
         self._stats: List[SolverStats] = []
         self._edge_weight: Optional[Tensor] = None
+        self._bound: Optional[Module] = None
 
     def reset_parameters(self) -> None:
         self.cell.reset_parameters()
@@ -125,8 +126,9 @@ class GDEGRU(Module):
         return total
 
     def _flow(self, h: Tensor, times: List[float]) -> Tensor:
-        sol = solve(self.field, h, times, **with_graph_inputs(
-            self.solver, self.solver["gradient"], self.field, self._edge_weight))
+        assert self._bound is not None, "_encode binds the field first"
+        sol = solve(self._bound, h, times, **with_graph_inputs(
+            self.solver, self.solver["gradient"], self._bound, self._edge_weight))
         self._stats.append(sol.stats)
         return sol.ys
 
@@ -152,7 +154,7 @@ class GDEGRU(Module):
                              f"time {t_obs[-1]:g}, got {t_query}")
         ei, ew = batch_graph(edge_index, edge_weight, n, batch)
         op = gcn_operator(ei, ew, batch * n, x.dtype, x.device)
-        self.field.bind(ei, ew, batch * n, x.dtype, x.device)
+        self._bound = self.field.bind(ei, ew, batch * n, x.dtype, x.device)
         self._edge_weight = ew
         self._stats = []
         h = x.new_zeros(batch * n, self.hidden_channels)

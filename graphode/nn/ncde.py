@@ -2,6 +2,7 @@
 graph series (in the spirit of STG-NCDE, Choi et al., AAAI 2022)."""
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import torch
@@ -45,9 +46,12 @@ class GraphCDEField(Module):
         for lin in (self.lin1, self.lin2, self.lin3):
             lin.reset_parameters()
 
-    def bind(self, op: SparseOperator) -> None:
-        """The graph for the coming solves (node-major, as the state's rows)."""
+    def bind(self, op: SparseOperator) -> "GraphCDEField":
+        """Bind the graph for the coming solve (node-major, as the state's rows); returns a
+        bound snapshot sharing the parameters, to solve with (see
+        :meth:`GraphVectorField.bind`)."""
         self.op = op
+        return copy.copy(self)
 
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
         if self.op is None:
@@ -148,10 +152,10 @@ class GraphNCDE(Module):
         batch, _, n, _ = x.shape
         which = _horizon_steps(times, query_times, self.horizon)
         ei, ew = batch_graph(edge_index, edge_weight, n, batch)
-        self.field.bind(gcn_operator(ei, ew, batch * n, x.dtype, x.device))
+        field = self.field.bind(gcn_operator(ei, ew, batch * n, x.dtype, x.device))
         X = self.path(x, times, mask)
         z0 = self.initial(X.evaluate(times[0]))
-        sol = cdeint(X, self.field, z0, [float(times[0]), float(times[-1])], **self.solver)
+        sol = cdeint(X, field, z0, [float(times[0]), float(times[-1])], **self.solver)
         self.stats = sol.stats
         out = self.head(sol.ys[-1]).view(batch, n, self.horizon, self.out_channels)
         return out[:, :, which].transpose(1, 2)

@@ -21,11 +21,13 @@ class _Terms:
     """The drift and diffusion of one forward, in the shape ``sdeint`` takes."""
     noise_type = "diagonal"
 
-    def __init__(self, block: "GraphSDE"):
+    def __init__(self, block: "GraphSDE", field: Module, noise_field: Optional[Module]):
+        # the fields bound for this forward (snapshots: a later bind leaves them be)
         self.block, self.sde_type = block, block.sde_type
+        self.field, self.noise_field = field, noise_field
 
     def f(self, t: Tensor, h: Tensor) -> Tensor:
-        return self.block.field(t, h)
+        return self.field(t, h)
 
     def g(self, t: Tensor, h: Tensor) -> Tensor:
         block = self.block
@@ -33,7 +35,8 @@ class _Terms:
             return F.softplus(block.noise).expand_as(h)
         if block.diffusion == "node":
             return F.softplus(block.noise_layer(h))
-        return block.noise_field(t, h)
+        assert self.noise_field is not None, "a graph-layer diffusion is bound in forward"
+        return self.noise_field(t, h)
 
 
 class GraphSDE(Module):
@@ -125,15 +128,16 @@ class GraphSDE(Module):
             edge_index = edge_index.repeat(1, samples) + offsets
             edge_weight = None if edge_weight is None else edge_weight.repeat(samples)
         h0 = x.repeat(samples, 1) if samples > 1 else x
-        for f in (self.field, getattr(self, "noise_field", None)):
-            if f is not None:
-                f.bind(edge_index, edge_weight, h0.size(0), x.dtype, x.device)
+        field = self.field.bind(edge_index, edge_weight, h0.size(0), x.dtype, x.device)
+        noise = getattr(self, "noise_field", None)
+        noise_field = None if noise is None else \
+            noise.bind(edge_index, edge_weight, h0.size(0), x.dtype, x.device)
         seeds, rows = self._seeds(entropy, batch, n, x.device)
         params: list = [*self.parameters()]
         if edge_weight is not None and edge_weight.requires_grad:
             params.append(edge_weight)
         ts = list(self.t_span) if times is None else [float(t) for t in times]
-        ys = sdeint(_Terms(self), h0, ts, method=self.method, dt=self.dt,
+        ys = sdeint(_Terms(self, field, noise_field), h0, ts, method=self.method, dt=self.dt,
                     gradient=self.gradient, adjoint_params=params, entropy=seeds, batch=rows)
         if samples > 1:
             ys = ys.view(len(ts), samples, n, -1)

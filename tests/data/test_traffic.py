@@ -15,13 +15,13 @@ from graphode.data import (
     drop_observations,
     drop_readings,
     drop_steps,
-    window_masks,
     load_series,
     read_dcrnn,
     read_pems,
     read_pyg_temporal,
     read_tgcn_csv,
     sliding_windows,
+    window_masks,
 )
 
 SPEED = np.array([[60.0, 55.0, 0.0], [61.0, 54.0, 40.0], [62.5, 53.0, 41.0], [63.0, 52.0, 42.0]])

@@ -32,7 +32,7 @@ def root(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("model", ["gru", "gcgru", "gde-gru"])
+@pytest.mark.parametrize("model", ["gru", "gcgru", "gde-gru", "gru-d", "stg-ncde"])
 def test_short_training_beats_the_average(root, model):
     args = tf.parse_args(["--root", str(root), "--model", model, "--epochs", "8", "--history", "6",
                           "--hidden", "16", "--batch-size", "8", "--lr", "0.01"])
@@ -43,6 +43,35 @@ def test_short_training_beats_the_average(root, model):
     assert set(result["metrics"]) == HORIZONS and result["epochs"] == 8
     # Eight epochs beat the history's average on a smooth wave, 15 minutes ahead.
     assert result["metrics"]["15min"]["mae"] < ha["metrics"]["15min"]["mae"]
+
+
+@pytest.mark.parametrize("flag", ["--drop-prob", "--missing-prob"])
+def test_one_mask_for_the_series_shared_by_overlapping_windows(root, flag):
+    args = tf.parse_args(["--root", str(root), flag, "0.5", "--history", "6"])
+    series, scaler, splits = tf.prepare(args)
+    for part in splits.values():
+        mask = part.mask
+        assert mask.shape[:2] == part.x.shape[:2]
+        assert mask.dim() == (2 if flag == "--drop-prob" else 3)
+        assert torch.equal(mask[1:, :-1], mask[:-1, 1:])  # window k+1 is window k moved on
+        # what was not observed is not shown: the scaled mean (0) in its place
+        hidden = ~mask if mask.dim() == 3 else (~mask).unsqueeze(-1).expand(part.x.shape[:3])
+        assert (part.x[..., 0][hidden] == 0).all() and (part.x[..., 0][~hidden] != 0).any()
+        assert 0.3 < mask.float().mean() < 0.8
+    # and the same draw on every call (every model and seed sees the same observations)
+    _, _, again = tf.prepare(args)
+    assert torch.equal(again["test"].mask, splits["test"].mask)
+    with pytest.raises(SystemExit):
+        tf.parse_args(["--root", str(root), flag, "1.0"])
+
+
+@pytest.mark.parametrize("model", ["gru", "gru-d", "stg-ncde", "gde-gru", "last"])
+def test_models_run_on_missing_readings(root, model):
+    args = tf.parse_args(["--root", str(root), "--model", model, "--epochs", "1", "--history", "6",
+                          "--hidden", "8", "--missing-prob", "0.5"])
+    series, scaler, splits = tf.prepare(args)
+    result = tf.run(args, series, scaler, splits, seed=0)
+    assert all(math.isfinite(m["mae"]) for m in result["metrics"].values())
 
 
 def test_persistence_scores_the_last_snapshot(root):
