@@ -36,6 +36,7 @@ from graphode.data import (
     drop_readings,
     drop_steps,
     load_series,
+    semantic_graph,
     sliding_windows,
     window_masks,
 )
@@ -51,6 +52,7 @@ from graphode.models import ChangeForecaster
 from graphode.nn import (
     GDEGRU,
     GRUD,
+    STGODE,
     GraphNCDE,
     HistoricalAverage,
     Persistence,
@@ -62,7 +64,7 @@ from graphode.training import check_loss, restore_training_state, run_seeds, tra
 
 from _common import add_flags, check_args, epochs, figure, run_example, settings
 
-MODELS = ("ha", "last", "gru", "gru-d", "gcgru", "gde-gru", "gde-sde", "stg-ncde")
+MODELS = ("ha", "last", "gru", "gru-d", "gcgru", "gde-gru", "gde-sde", "stg-ncde", "stgode")
 LOSSES = {"mae": masked_mae, "mse": masked_mse, "huber": masked_huber,
           # the sample forecasts of gde-sde: a proper score of the whole distribution
           "crps": lambda samples, target: crps_ensemble(samples, target, missing=0.0)}
@@ -144,6 +146,11 @@ def prepare(args):
         inputs = inputs * seen.unsqueeze(-1)
     if args.time_of_day:
         inputs = torch.cat([inputs, time_of_day(series)], -1)
+    if args.model == "stgode":  # its second graph, from the observed training part alone
+        per_day = round(1440 / series.interval) if series.interval else None
+        series.semantic = None if series.num_nodes < 2 else semantic_graph(
+            train if seen is None else train * seen[parts[0]],
+            per_day if per_day and per_day <= len(train) else None, k=min(5, series.num_nodes - 1))
     splits = {}
     for name, part in zip(("train", "val", "test"), parts):
         x, _ = sliding_windows(inputs[part], args.history, args.horizon)
@@ -178,7 +185,7 @@ def time_of_day(series):
     return days.unsqueeze(1).expand(-1, series.signal.size(1), -1)
 
 
-def build(args, horizon, channels):
+def build(args, horizon, channels, series=None):
     if args.model == "ha":
         return HistoricalAverage()
     if args.model == "last":
@@ -191,6 +198,9 @@ def build(args, horizon, channels):
     if args.model == "stg-ncde":
         return ChangeForecaster(GraphNCDE(channels, args.hidden, horizon, method=args.method,
                                           step_size=step))
+    if args.model == "stgode":
+        return ChangeForecaster(STGODE(channels, args.hidden, horizon, args.history,
+                                       series.num_nodes, semantic=series.semantic))
     if args.model == "gru-d":
         return ChangeForecaster(GRUD(channels, args.hidden, horizon))
     if args.model == "gde-sde":
@@ -236,7 +246,7 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
         series.edge_weight = series.edge_weight.to(device)
     times = torch.arange(args.history, dtype=torch.float32, device=device)
     query = times[-1] + torch.arange(1, args.horizon + 1, dtype=torch.float32, device=device)
-    model = build(args, args.horizon, splits["train"].x.size(-1)).to(device)
+    model = build(args, args.horizon, splits["train"].x.size(-1), series).to(device)
     def evaluate(split):
         if args.model in SAMPLING:
             model.forecaster.eval_samples = args.eval_samples if split == "test" \

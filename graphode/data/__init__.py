@@ -2,6 +2,7 @@
 from .heterophily import HETEROPHILY, load_heterophily
 from .planetoid import PLANETOID, load_planetoid
 from .root import DataFormatError, DataNotFoundError, candidate_roots, default_root, find_data
+from .semantic import dtw_distances, semantic_graph
 from .series import (
                      StandardScaler,
                      Windows,
@@ -29,4 +30,4 @@ __all__ = ["PLANETOID", "load_planetoid", "HETEROPHILY", "load_heterophily", "Da
            "contextual_sbm", "large_contextual_sbm", "GraphSeries", "SeriesFormatError", "SERIES", "load_series",
            "read_tgcn_csv", "read_dcrnn", "read_pems", "read_pyg_temporal", "StandardScaler",
            "Windows", "chronological_split", "drop_observations", "drop_readings", "drop_steps", "window_masks",
-           "sliding_windows", "TU", "load_tu", "stratified_folds"]
+           "sliding_windows", "dtw_distances", "semantic_graph", "TU", "load_tu", "stratified_folds"]

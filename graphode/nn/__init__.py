@@ -20,10 +20,12 @@ from .ncde import GraphCDEField, GraphNCDE
 from .sde import GraphSDE
 from .sparse import SparseOperator
 from .stats import SolverStatsRecorder
+from .stgode import STGODE, TensorODEField
 
 __all__ = ["GDEConv", "GraphSDE", "SolverStatsRecorder", "GraphVectorField", "register_plan", "SecondOrderGDEConv", "TimeConcat", "SparseOperator",
            "LinearDiffusion", "GCGRUCell", "gcn_operator", "GDEGRU", "StochasticGDEGRU", "batch_graph", "GraphGRUODE",
            "RecurrentForecaster", "HistoricalAverage",
            "Persistence", "AttentionDiffusion", "GraphCONCoupling", "AntisymmetricField",
            "HamiltonianForce", "Reaction", "ReactionDiffusionConv", "solve_on_leaves", "GRUD",
-           "GraphCDEField", "GraphNCDE", "SwitchingGDEConv"]
+           "GraphCDEField", "GraphNCDE", "SwitchingGDEConv", "STGODE",
+           "TensorODEField"]

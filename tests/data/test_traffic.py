@@ -15,11 +15,13 @@ from graphode.data import (
     drop_observations,
     drop_readings,
     drop_steps,
+    dtw_distances,
     load_series,
     read_dcrnn,
     read_pems,
     read_pyg_temporal,
     read_tgcn_csv,
+    semantic_graph,
     sliding_windows,
     window_masks,
 )
@@ -242,3 +244,41 @@ def test_drop_steps_restores_the_last_step_of_a_run_that_lost_them_all():
     # p close to 1: nearly every step dropped; each run of 4 still keeps one, its last
     steps = drop_steps(40, 0.999, history=4, generator=torch.Generator().manual_seed(1))
     assert steps.nonzero().flatten().tolist() == [3, 7, 11, 15, 19, 23, 27, 31, 35, 39]
+
+
+def _dtw(a, b):
+    """Dynamic time warping by its textbook double loop."""
+    acc = np.full((len(a) + 1, len(b) + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            acc[i, j] = abs(a[i - 1] - b[j - 1]) + min(acc[i - 1, j], acc[i, j - 1],
+                                                       acc[i - 1, j - 1])
+    return acc[-1, -1]
+
+
+def test_dtw_distances_and_the_semantic_graph():
+    torch.manual_seed(0)
+    series = torch.randn(5, 7)
+    dist = dtw_distances(series, chunk=3)  # pairs in chunks of 3
+    expected = [[_dtw(series[i].numpy(), series[j].numpy()) for j in range(5)] for i in range(5)]
+    assert np.allclose(dist.numpy(), expected)
+    # a shifted copy is at distance 0 under warping, not under the plain L1 distance
+    wave = torch.tensor([0.0, 0.0, 1.0, 2.0, 1.0, 0.0, 0.0])
+    assert dtw_distances(torch.stack([wave, wave.roll(1)]))[0, 1] == 0
+    # two families of daily profiles (a morning and an evening peak), 4 days of 6 steps
+    day = torch.arange(6.0)
+    morning, evening = (-(day - 1) ** 2).exp(), (-(day - 4) ** 2).exp()
+    profiles = torch.stack([morning, morning * 1.1, morning * 0.9, evening, evening * 1.2,
+                            evening * 0.8], 1)  # (6 steps, 6 nodes)
+    signal = profiles.repeat(4, 1) + 1.0
+    signal[3, 0] = 0.0  # a missing reading is left out of the means
+    edge_index, weight = semantic_graph(signal, period=6, k=2)
+    pairs = {tuple(e) for e in edge_index.T.tolist()}
+    assert pairs == {(a, b) for group in ((0, 1, 2), (3, 4, 5)) for a in group for b in group
+                     if a != b}
+    assert torch.equal(weight, torch.ones(len(pairs)))
+    with pytest.raises(ValueError, match="k must lie in 1..5"):
+        semantic_graph(signal, period=6, k=6)
+    with pytest.raises(ValueError, match="period must lie in"):
+        semantic_graph(signal, period=100)

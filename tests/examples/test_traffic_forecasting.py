@@ -65,7 +65,7 @@ def test_one_mask_for_the_series_shared_by_overlapping_windows(root, flag):
         tf.parse_args(["--root", str(root), flag, "1.0"])
 
 
-@pytest.mark.parametrize("model", ["gru", "gru-d", "stg-ncde", "gde-gru", "last"])
+@pytest.mark.parametrize("model", ["gru", "gru-d", "stg-ncde", "stgode", "gde-gru", "last"])
 def test_models_run_on_missing_readings(root, model):
     args = tf.parse_args(["--root", str(root), "--model", model, "--epochs", "1", "--history", "6",
                           "--hidden", "8", "--missing-prob", "0.5"])

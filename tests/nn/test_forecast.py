@@ -6,6 +6,7 @@ from graphode import solve
 from graphode.nn import (
     GDEGRU,
     GRUD,
+    STGODE,
     GCGRUCell,
     GraphNCDE,
     HistoricalAverage,
@@ -307,3 +308,30 @@ def test_graph_ncde_shapes_stats_and_gradient_modes():
             assert torch.allclose(a, b, atol=tol), mode
     with pytest.raises(ValueError, match="trained horizons"):
         GraphNCDE(2, 6, 3)(x, EDGES, torch.arange(5.0), torch.tensor([9.0]))
+
+
+def test_stgode_shapes_branches_and_gradient_modes():
+    semantic = (torch.tensor([[0, 3, 1, 2], [3, 0, 2, 1]]), None)
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4, 1, dtype=torch.float64)
+    mask = torch.rand(2, 5, 4) > 0.3
+    fixed = dict(method="rk4", step_size=0.25)
+    tight = dict(method="dopri5", step_size=None, rtol=1e-10, atol=1e-12)
+    results = {}
+    for name, gradient, kw in (("autograd", "autograd", fixed), ("checkpoint", "checkpoint", fixed),
+                               ("autograd-tight", "autograd", tight), ("adjoint", "adjoint", tight)):
+        torch.manual_seed(1)
+        model = STGODE(1, 6, 3, 5, 4, semantic=semantic, gradient=gradient, **kw).double()
+        out = model(x, EDGES, torch.arange(5.0), torch.tensor([5.0, 7.0]), mask)
+        assert out.shape == (2, 2, 4, 1) and len(model.last_solves) == 4  # 2 branches x 2
+        results[name] = out, torch.autograd.grad(out.square().sum(), list(model.parameters()))
+    for mode, reference, tol in (("checkpoint", "autograd", 1e-10),
+                                 ("adjoint", "autograd-tight", 1e-6)):
+        assert torch.allclose(results[mode][0], results[reference][0], atol=tol)
+        for a, b in zip(results[mode][1], results[reference][1]):
+            assert torch.allclose(a, b, atol=tol), mode
+    one = STGODE(1, 6, 3, 5, 4).double()  # the sensor graph alone
+    assert len(one.branches) == 1
+    assert one(x, EDGES, torch.arange(5.0), torch.tensor([5.0])).shape == (2, 1, 4, 1)
+    with pytest.raises(ValueError, match="built for 5 steps of 4 nodes"):
+        one(x[:, :4], EDGES, torch.arange(4.0), torch.tensor([4.0]))
