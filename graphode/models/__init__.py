@@ -20,6 +20,8 @@ from .gcn import GCN
 from .gde_cr import GDECR
 from .gin import GIN, GDEClassifier, GINGDEClassifier, Readout, gin_mlp
 from .gnsde import GNSDE
+from .trajectory import RadiusInteraction, TrajectoryGDE, pad_windows
 
 __all__ = ["MLP", "GRAND", "GRANDPlusPlus", "GraphCON", "ADGN", "HamGNN", "GREAD", "GCN", "GCDE", "CGNN", "GDECR", "GNSDE", "consistency_loss", "GIN", "GDEClassifier",
-           "GINGDEClassifier", "Readout", "gin_mlp", "ChangeForecaster", "last_observed"]
+           "GINGDEClassifier", "Readout", "gin_mlp", "ChangeForecaster", "last_observed",
+           "TrajectoryGDE", "RadiusInteraction", "pad_windows"]
