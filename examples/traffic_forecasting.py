@@ -337,6 +337,10 @@ def report(args, ctx):
                "seeds": args.seeds, "metrics": metrics,
                # T-GCN's basis: each horizon pools every step up to it.
                "metrics_pooled": pooled,
+               # the spread over seeds (sample standard deviation; 0 for one seed)
+               "metrics_std": {h: {k: st.stdev(r["metrics"][h][k] for r in runs)
+                                   if len(runs) > 1 else 0.0 for k in ("mae", "rmse", "mape")}
+                               for h in runs[0]["metrics"]},
                "epochs": st.mean(r["epochs"] for r in runs),
                "seconds_per_epoch": st.mean(r["seconds_per_epoch"] for r in runs),
                "nfe_per_batch": st.mean(r["nfe_per_batch"] for r in runs)}
