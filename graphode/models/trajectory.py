@@ -55,20 +55,22 @@ class RadiusInteraction(nn.Module):
         self.pair_in = nn.Linear(4 + hidden, width)
         self.pair_out = nn.Linear(width, 2)
         self.mask: Optional[Tensor] = None
+        self.pairs: Optional[Tensor] = None
 
     def bind(self, mask: Tensor) -> "RadiusInteraction":
-        """Which padded agents are real ``(B, A)``; returns a bound snapshot to solve with."""
+        """Which padded agents are real ``(B, A)``, and so which pairs can interact (once per
+        solve); returns a bound snapshot to solve with."""
         self.mask = mask
+        eye = torch.eye(mask.size(1), dtype=torch.bool, device=mask.device)
+        self.pairs = mask.unsqueeze(1) & mask.unsqueeze(2) & ~eye
         return copy.copy(self)
 
     def forward(self, t: Tensor, state: Tensor) -> Tensor:
-        assert self.mask is not None, "bind(mask) first"
+        assert self.mask is not None and self.pairs is not None, "bind(mask) first"
         p, v, h = state[..., :2], state[..., 2:4], state[..., 4:]
         rel_p = p.unsqueeze(1) - p.unsqueeze(2)  # (B, A_i, A_j, 2): p_j - p_i
         dist = rel_p.norm(dim=-1)
-        real = self.mask.unsqueeze(1) & self.mask.unsqueeze(2)
-        real = real & ~torch.eye(p.size(1), dtype=torch.bool, device=p.device)
-        weight = torch.sigmoid((self.radius - dist) / self.softness) * real
+        weight = torch.sigmoid((self.radius - dist) / self.softness) * self.pairs
         w = self.pair_in.weight
         motion = torch.cat([p, v], -1) @ w[:, :4].T  # (B, A, width)
         own = h @ w[:, 4:].T + self.pair_in.bias
