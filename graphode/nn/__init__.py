@@ -16,6 +16,7 @@ from .gde import GDEConv, SwitchingGDEConv, solve_on_leaves
 from .gde_gru import GDEGRU, StochasticGDEGRU, batch_graph
 from .gru_ode import GraphGRUODE
 from .grud import GRUD
+from .latent import LatentGDE
 from .ncde import GraphCDEField, GraphNCDE
 from .sde import GraphSDE
 from .sparse import SparseOperator
@@ -28,4 +29,4 @@ __all__ = ["GDEConv", "GraphSDE", "SolverStatsRecorder", "GraphVectorField", "re
            "Persistence", "AttentionDiffusion", "GraphCONCoupling", "AntisymmetricField",
            "HamiltonianForce", "Reaction", "ReactionDiffusionConv", "solve_on_leaves", "GRUD",
            "GraphCDEField", "GraphNCDE", "SwitchingGDEConv", "STGODE",
-           "TensorODEField"]
+           "TensorODEField", "LatentGDE"]

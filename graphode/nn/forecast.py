@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.nn import GRUCell, Linear, Module
 
 from .gcgru import GCGRUCell, gcn_operator
-from .gde_gru import _check_sequence, batch_graph, observed_at
+from .gde_gru import _check_sequence, batch_graph, hide_unobserved, observed_at
 
 __all__ = ["RecurrentForecaster", "HistoricalAverage", "Persistence", "last_observed"]
 
@@ -94,6 +94,7 @@ class RecurrentForecaster(Module):
     def forward(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
                 mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None) -> Tensor:
         _check_sequence(x, times, mask)
+        x = hide_unobserved(x, mask)  # the graph cell reads the neighbours' inputs
         batch, steps, n, _ = x.shape
         which = _horizon_steps(times, query_times, self.horizon)
         op = None

@@ -15,7 +15,7 @@ from .gde import with_graph_inputs
 from .gru_ode import GraphGRUODE
 from .sde import GraphSDE
 
-__all__ = ["GDEGRU", "StochasticGDEGRU", "batch_graph", "observed_at"]
+__all__ = ["GDEGRU", "StochasticGDEGRU", "batch_graph", "observed_at", "hide_unobserved"]
 
 
 def batch_graph(edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
@@ -44,6 +44,16 @@ def _check_sequence(x: Tensor, times: Tensor, mask: Optional[Tensor]) -> None:
                          f"(observed readings), got {tuple(mask.shape)}")
     if mask is not None and mask.dtype != torch.bool:
         raise TypeError(f"mask must be a bool tensor (True where observed), got {mask.dtype}")
+
+
+def hide_unobserved(x: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """``x`` ``(B, T, N, F)`` with every unobserved reading set to zero, so that no graph
+    layer can pass a value the mask hides on to the node's neighbours (zero is the mean of
+    z-scored inputs). A mask of snapshots ``(B, T)`` hides whole snapshots."""
+    if mask is None:
+        return x
+    seen = mask.unsqueeze(-1) if mask.dim() == 3 else mask[:, :, None, None]
+    return torch.where(seen, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
 def observed_at(mask: Tensor, k: int, num_nodes: int) -> Tensor:
@@ -82,7 +92,7 @@ class GDEGRU(Module):
         - **input:** observations :math:`(B, T, |\mathcal{V}|, F_{in})` at ``times``
           :math:`(T)`, an optional mask :math:`(B, T)` of observed steps or :math:`(B, T,
           |\mathcal{V}|)` of observed readings (a sample, or a node, skips the update where it
-          is ``False``), forecast ``query_times`` :math:`(Q)` at or after
+          is ``False``, and its neighbours read an unobserved reading as zero), forecast ``query_times`` :math:`(Q)` at or after
           ``times[-1]``, edge indices :math:`(2, |\mathcal{E}|)`, optional edge weights
         - **output:** forecasts :math:`(B, Q, |\mathcal{V}|, F_{out})`
     """
@@ -146,6 +156,7 @@ class GDEGRU(Module):
         (the last observation time, then the sorted query times), where each query time lies
         on it, and the batched graph."""
         _check_sequence(x, times, mask)
+        x = hide_unobserved(x, mask)
         batch, steps, n, _ = x.shape
         t_obs = [float(v) for v in times]
         t_query = [float(v) for v in torch.as_tensor(query_times).reshape(-1)]

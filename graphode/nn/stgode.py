@@ -13,7 +13,7 @@ from ..api import solve
 from ..solvers.integrate import SolverStats
 from .forecast import _horizon_steps
 from .gcgru import gcn_operator
-from .gde_gru import _check_sequence, batch_graph
+from .gde_gru import _check_sequence, batch_graph, hide_unobserved
 from .sparse import SparseOperator
 
 __all__ = ["TensorODEField", "STGODE"]
@@ -163,6 +163,7 @@ class STGODE(Module):
         which = _horizon_steps(times, query_times, self.horizon)
         seen = torch.ones(batch, steps, n, dtype=x.dtype, device=x.device) if mask is None \
             else (mask if mask.dim() == 3 else mask.unsqueeze(-1).expand(-1, -1, n)).to(x.dtype)
+        x = hide_unobserved(x, mask)  # the mask channel tells a zero reading from a hidden one
         h_in = torch.cat([x, seen.unsqueeze(-1)], -1).transpose(1, 2).reshape(batch * n, steps, -1)
         graphs: List[Tuple[Tensor, Optional[Tensor]]] = [(edge_index, edge_weight)]
         if len(self.branches) == 2:

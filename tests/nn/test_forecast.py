@@ -10,8 +10,10 @@ from graphode.nn import (
     GCGRUCell,
     GraphNCDE,
     HistoricalAverage,
+    LatentGDE,
     Persistence,
     RecurrentForecaster,
+    StochasticGDEGRU,
     batch_graph,
     gcn_operator,
 )
@@ -257,14 +259,20 @@ def test_masks_of_readings():
     assert torch.equal(out[0, :, 1], x[0, 3, 1].expand(2, 1))
     out = HistoricalAverage()(x, EDGES, times, query, mask)
     assert torch.allclose(out[0, 0, 2], x[0, :2, 2].mean(0))
-    # a node's unobserved readings do not reach the models that respect the mask
+    # a node's unobserved readings reach no model: not the node itself, and not its
+    # neighbours through a graph layer
     hidden = x.clone()
     hidden[0, 2:, 2] = 99.0
-    for model in models[1:]:
-        if isinstance(model, (RecurrentForecaster,)) and model.graph:
-            continue  # its gates average the neighbours' inputs: the caller zeroes them
+    models += [STGODE(1, 6, 2, 4, 4).double(), LatentGDE(1, 6).double().eval()]
+    for model in models:
         assert torch.allclose(model(x, EDGES, times, query, mask),
                               model(hidden, EDGES, times, query, mask)), type(model).__name__
+    torch.manual_seed(0)
+    sde = StochasticGDEGRU(1, 6, eval_samples=3).double().eval()
+    torch.manual_seed(1)
+    a = sde(x, EDGES, times, query, mask)
+    torch.manual_seed(1)
+    assert torch.allclose(a, sde(hidden, EDGES, times, query, mask))
 
 
 def test_gru_d_decays_missing_inputs_towards_the_mean():
@@ -335,3 +343,75 @@ def test_stgode_shapes_branches_and_gradient_modes():
     assert one(x, EDGES, torch.arange(5.0), torch.tensor([5.0])).shape == (2, 1, 4, 1)
     with pytest.raises(ValueError, match="built for 5 steps of 4 nodes"):
         one(x[:, :4], EDGES, torch.arange(4.0), torch.tensor([4.0]))
+
+
+def test_latent_gde_elbo_is_the_likelihood_minus_the_kl():
+    from torch.distributions import Normal, kl_divergence
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4, 2, dtype=torch.float64)
+    mask = torch.rand(2, 5, 4) > 0.3
+    target = torch.randn(2, 2, 4, 1, dtype=torch.float64)
+    seen = torch.rand(2, 2, 4) > 0.2
+    model = LatentGDE(2, 6, 3, method="rk4", step_size=0.5).double().eval()
+    forecast = model(x, EDGES, torch.arange(5.0), torch.tensor([5.0, 7.0]), mask)
+    assert forecast.shape == (2, 2, 4, 1)
+    mean, std = model.posterior(x, EDGES, torch.arange(5.0), mask)
+    kl = kl_divergence(Normal(mean, std), Normal(0.0, 1.0)).sum()
+    recon = model._last["reconstruction"]
+    noise = Normal(0.0, model.noise_std)
+    loglik = (noise.log_prob(x[..., :1] - recon).squeeze(-1) * mask).sum() \
+        + (noise.log_prob(target - forecast).squeeze(-1) * seen).sum()
+    expected = (loglik - kl) / (mask.sum() + seen.sum())
+    assert torch.allclose(model.elbo(x, mask, forecast, target, seen), expected)
+    # in evaluation the forecast starts from the posterior mean: repeatable; a training
+    # forward draws from the posterior
+    again = model(x, EDGES, torch.arange(5.0), torch.tensor([5.0, 7.0]), mask)
+    assert torch.equal(again, forecast)
+    model.train()
+    assert not torch.equal(model(x, EDGES, torch.arange(5.0), torch.tensor([5.0, 7.0]), mask),
+                           forecast)
+
+
+def test_latent_gde_ignores_unobserved_readings_and_reconstructs_at_the_observations():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4, 1, dtype=torch.float64)
+    mask = torch.rand(2, 5, 4) > 0.4
+    model = LatentGDE(1, 6, method="rk4", step_size=0.25).double().eval()
+    times, query = torch.tensor([0.0, 0.5, 2.0, 2.5, 4.0]), torch.tensor([6.0, 4.5])
+    out = model(x, EDGES, times, query, mask)
+    elbo = model.elbo(x, mask)
+    noisy = torch.where(mask.unsqueeze(-1), x, torch.randn_like(x) * 100)
+    assert torch.equal(model(noisy, EDGES, times, query, mask), out)
+    assert torch.equal(model.elbo(noisy, mask), elbo)
+    # one path through the observation and query times: reconstruction and forecast are
+    # the decoder's ODE solution from z0 at those times, in the order asked
+    from graphode import solve
+    mean, _ = model.posterior(x, EDGES, times, mask)
+    grid = [0.0, 0.5, 2.0, 2.5, 4.0, 4.5, 6.0]
+    bound = model.field.bind(*batch_graph(EDGES, None, 4, 2), 8, x.dtype, x.device)
+    ys = model.decoder(solve(bound, mean, grid, method="rk4", step_size=0.25).ys)
+    ys = ys.view(7, 2, 4, 1).transpose(0, 1)
+    assert torch.allclose(model._last["reconstruction"], ys[:, :5])
+    assert torch.allclose(out, ys[:, [6, 5]])
+    with pytest.raises(ValueError, match="at or after the last observation"):
+        model(x, EDGES, times, torch.tensor([3.0]))
+
+
+def test_latent_gde_gradient_modes():
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 4, 1, dtype=torch.float64)
+    fixed = dict(method="rk4", step_size=0.5)
+    tight = dict(method="dopri5", step_size=None, rtol=1e-10, atol=1e-12)
+    results = {}
+    for name, gradient, kw in (("autograd", "autograd", fixed), ("checkpoint", "checkpoint", fixed),
+                               ("autograd-tight", "autograd", tight), ("adjoint", "adjoint", tight)):
+        torch.manual_seed(1)
+        model = LatentGDE(1, 5, 3, gradient=gradient, **kw).double().eval()
+        out = model(x, EDGES, torch.arange(4.0), torch.tensor([4.0, 6.0]))
+        loss = -model.elbo(x, None, out, torch.ones_like(out))
+        results[name] = loss, torch.autograd.grad(loss, list(model.parameters()))
+    for mode, reference, tol in (("checkpoint", "autograd", 1e-10),
+                                 ("adjoint", "autograd-tight", 1e-6)):
+        assert torch.allclose(results[mode][0], results[reference][0], atol=tol)
+        for a, b in zip(results[mode][1], results[reference][1]):
+            assert torch.allclose(a, b, atol=tol), mode
