@@ -9,6 +9,18 @@ snapshot), on the Los-loop speeds (207 sensors, 5-minute steps):
     python examples/traffic_forecasting.py --model gcgru --drop-prob 0.7 --json out.json
     python examples/traffic_forecasting.py --model gde-sde
 
+Continuous-time models beside it: ``stg-ncde`` (a graph neural CDE driven by a spline of
+the observations), ``stgode`` (tensor ODE blocks on the sensor and semantic graphs) and
+``latent-gde`` (a latent graph ODE with an ODE-RNN encoder, trained on its evidence lower
+bound, which it reports on the test part); ``gru-d`` is the discrete baseline for missing
+data.
+
+PyTorch Geometric Temporal's datasets (``--dataset pedalme``, ``england-covid``,
+``montevideo-bus``, ``chickenpox``) are read as its loaders read them: their default lags as
+the history, one step ahead, the windows split in time with the same test part as its
+``temporal_signal_split``; zero counts are readings, not missing values. Besides MAE and
+RMSE the script reports the test MSE on that library's scale.
+
 ``--model gde-sde`` is the stochastic GDE-GRU: its forecast is a graph neural SDE whose sample
 paths are its uncertainty. It trains on the CRPS of its samples and reports, next to the
 median's MAE / RMSE / MAPE, the CRPS and the coverage and width of its 50% and 90% intervals.
@@ -55,6 +67,7 @@ from graphode.nn import (
     STGODE,
     GraphNCDE,
     HistoricalAverage,
+    LatentGDE,
     Persistence,
     RecurrentForecaster,
     SolverStatsRecorder,
@@ -64,11 +77,18 @@ from graphode.training import check_loss, restore_training_state, run_seeds, tra
 
 from _common import add_flags, check_args, epochs, figure, run_example, settings
 
-MODELS = ("ha", "last", "gru", "gru-d", "gcgru", "gde-gru", "gde-sde", "stg-ncde", "stgode")
+MODELS = ("ha", "last", "gru", "gru-d", "gcgru", "gde-gru", "gde-sde", "stg-ncde", "stgode",
+          "latent-gde")
 LOSSES = {"mae": masked_mae, "mse": masked_mse, "huber": masked_huber,
           # the sample forecasts of gde-sde: a proper score of the whole distribution
-          "crps": lambda samples, target: crps_ensemble(samples, target, missing=0.0)}
+          "crps": crps_ensemble}
 SAMPLING = ("gde-sde",)  # models whose forecasts are samples, (S, B, Q, N)
+GENERATIVE = ("latent-gde",)  # models trained on their evidence lower bound
+#: PyTorch Geometric Temporal's datasets, read as its loaders read them: their default lags as
+#: the history, one step ahead, and its temporal_signal_split of the windows (the first 80%
+#: for training). The last 20% of the windows is the test part here too; the validation part
+#: is the last 10% of its training part.
+PYG_TEMPORAL = {"chickenpox": 4, "pedalme": 4, "england-covid": 8, "montevideo-bus": 4}
 
 
 def parse_args(argv=None):
@@ -77,8 +97,12 @@ def parse_args(argv=None):
                    "PEMS08, SZ-taxi, chickenpox, ...")
     add_flags(p, "root")
     p.add_argument("--model", default="gde-gru", choices=MODELS)
-    p.add_argument("--history", type=int, default=12, help="input steps")
-    p.add_argument("--horizon", type=int, default=12, help="forecast steps")
+    p.add_argument("--history", type=int,
+                   help="input steps (default: 12; the loader's lags on PyTorch Geometric "
+                        "Temporal's datasets)")
+    p.add_argument("--horizon", type=int,
+                   help="forecast steps (default: 12; 1 on PyTorch Geometric Temporal's "
+                        "datasets)")
     p.add_argument("--drop-prob", type=float, default=0.0,
                    help="drop each snapshot of the series with this probability (irregular "
                         "sampling; drawn once per series step, so overlapping windows agree)")
@@ -89,14 +113,20 @@ def parse_args(argv=None):
                    help="give the models the time of day (sine and cosine of the daily phase) "
                         "as two more input channels")
     p.add_argument("--split", default="0.7,0.1,0.2", help="train,val,test fractions (in time)")
+    p.add_argument("--split-on", choices=("series", "windows"),
+                   help="split the series in time and cut windows inside each part (the "
+                        "default), or cut the windows first and split them in time as PyTorch "
+                        "Geometric Temporal does (the default on its datasets; overlapping "
+                        "windows share steps across the parts' borders)")
     add_flags(p, "hidden", "method", "step_size", hidden=64,
               method=dict(default="midpoint", help="solver of the GDE-GRU flow"),
               step_size=dict(default=1.0, help="GDE-GRU solver step, in sampling intervals "
                                                "(0 = adaptive)"))
     add_flags(p, "lr", "weight_decay", lr=3e-3, weight_decay=0.0)
-    p.add_argument("--loss", choices=LOSSES,
+    p.add_argument("--loss", choices=(*LOSSES, "elbo"),
                    help="training loss over the observed targets (default: mae; crps, the "
-                        "only choice, for gde-sde)")
+                        "only choice, for gde-sde; elbo, the only choice, for latent-gde: "
+                        "the negative evidence lower bound of the window and its future)")
     p.add_argument("--samples", type=int, default=4,
                    help="gde-sde: sample paths per forecast in training")
     p.add_argument("--eval-samples", type=int, default=64,
@@ -106,18 +136,37 @@ def parse_args(argv=None):
     p.add_argument("--noise-scale", type=float, default=0.1,
                    help="gde-sde: initial diffusion scale of the forecast SDE")
     add_flags(p, "epochs", "patience", "batch_size", "seeds", "distributed", "device", "json",
-              epochs=20, patience=5, batch_size=32,
+              epochs=dict(help="most epochs (default: 20; 100 on PyTorch Geometric Temporal's "
+                               "datasets, whose training parts are small)"),
+              patience=dict(help="stop after this many epochs without a better validation "
+                                 "loss (default: 5; 20 on PyTorch Geometric Temporal's "
+                                 "datasets)"),
+              batch_size=32,
               json=dict(help="write the test metrics here"))
     p.add_argument("--plot", help="write predicted against true speed for a few sensors (PNG)")
     add_flags(p, "checkpoint", "resume")
     args = p.parse_args(argv)
+    lags = PYG_TEMPORAL.get(args.dataset.lower().replace("_", "-"))
+    if args.history is None:
+        args.history = lags or 12
+    if args.horizon is None:
+        args.horizon = 1 if lags else 12
+    if args.split_on is None:
+        args.split_on = "windows" if lags else "series"
+    if args.epochs is None:
+        args.epochs = 100 if lags else 20
+    if args.patience is None:
+        args.patience = 20 if lags else 5
     check_args(p, args)
-    sampling = args.model in SAMPLING
+    sampling, generative = args.model in SAMPLING, args.model in GENERATIVE
     if args.loss is None:
-        args.loss = "crps" if sampling else "mae"
+        args.loss = "crps" if sampling else "elbo" if generative else "mae"
     if (args.loss == "crps") != sampling:
         p.error(f"--loss crps scores sample forecasts: it goes with --model gde-sde alone, "
                 f"not --model {args.model} --loss {args.loss}")
+    if (args.loss == "elbo") != generative:
+        p.error(f"--loss elbo is the latent model's own objective: it goes with --model "
+                f"latent-gde alone, not --model {args.model} --loss {args.loss}")
     if sampling and min(args.samples, args.eval_samples, args.val_samples) < 2:
         p.error(f"--samples, --val-samples and --eval-samples must be at least 2 (the CRPS "
                 f"compares samples), got {args.samples}, {args.val_samples} and "
@@ -134,13 +183,28 @@ def prepare(args):
     """Windows of each split: scaled inputs, raw targets, observation masks."""
     series = load_series(args.dataset, args.root)
     ratios = [float(v) for v in args.split.split(",")]
-    parts = chronological_split(series.num_steps, ratios)
+    span = args.history + args.horizon  # steps in one window
+    if args.split_on == "windows":  # window k covers steps k .. k + span - 1
+        parts = chronological_split(series.num_steps - span + 1, ratios, floor=True)
+        steps = [slice(part.start, part.stop + span - 1) for part in parts]
+    else:
+        steps = list(chronological_split(series.num_steps, ratios))
+    for name, part in zip(("train", "validation", "test"), steps):
+        if part.stop - part.start < span:
+            raise SystemExit(f"{series.name} has {series.num_steps} steps: its {name} part "
+                             f"({part.stop - part.start} steps) holds no window of "
+                             f"--history {args.history} + --horizon {args.horizon}; use "
+                             f"shorter windows, another --split, or --split-on windows")
     observed = observation_mask(args, series.num_steps, series.signal.size(1))
     seen = None if observed is None else observed if observed.dim() == 2 \
         else observed.unsqueeze(1)
-    # The scaler sees the observed training readings alone (it skips zeros, traffic's missing).
-    train = series.signal[parts[0]]
-    scaler = StandardScaler().fit(train if seen is None else train * seen[parts[0]])
+    # The scaler sees the observed training readings alone (and skips the series' missing
+    # marker: zeros in traffic speeds).
+    train = series.signal[steps[0]]
+    shown = train if seen is None else train[seen[steps[0]].expand_as(train)]
+    scaler = StandardScaler(missing=series.missing).fit(shown)
+    if seen is not None:
+        train = train * seen[steps[0]]
     inputs = scaler.transform(series.signal).unsqueeze(-1)
     if seen is not None:  # what was not observed is not shown: the scaled mean instead
         inputs = inputs * seen.unsqueeze(-1)
@@ -149,10 +213,11 @@ def prepare(args):
     if args.model == "stgode":  # its second graph, from the observed training part alone
         per_day = round(1440 / series.interval) if series.interval else None
         series.semantic = None if series.num_nodes < 2 else semantic_graph(
-            train if seen is None else train * seen[parts[0]],
-            per_day if per_day and per_day <= len(train) else None, k=min(5, series.num_nodes - 1))
+            train, per_day if per_day and per_day <= len(train) else None,
+            k=min(5, series.num_nodes - 1),
+            missing=series.missing if seen is None else 0.0)
     splits = {}
-    for name, part in zip(("train", "val", "test"), parts):
+    for name, part in zip(("train", "val", "test"), steps):
         x, _ = sliding_windows(inputs[part], args.history, args.horizon)
         _, y = sliding_windows(series.signal[part], args.history, args.horizon)
         mask = torch.ones(len(x), args.history, dtype=torch.bool) if observed is None \
@@ -201,6 +266,8 @@ def build(args, horizon, channels, series=None):
     if args.model == "stgode":
         return ChangeForecaster(STGODE(channels, args.hidden, horizon, args.history,
                                        series.num_nodes, semantic=series.semantic))
+    if args.model == "latent-gde":  # generative: it reconstructs the level, no change wrapper
+        return LatentGDE(channels, args.hidden, method=args.method, step_size=step)
     if args.model == "gru-d":
         return ChangeForecaster(GRUD(channels, args.hidden, horizon))
     if args.model == "gde-sde":
@@ -256,6 +323,7 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
 
     params = list(model.parameters())
     net = ctx.wrap(model) if params else model
+    selection = "mae" if args.loss == "elbo" else args.loss  # what picks the epoch
     train = splits["train"]
     if ctx.distributed:  # the same number of batches on every rank
         train = train.subset(ctx.shard(torch.arange(len(train)), equal=True))
@@ -276,14 +344,19 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
                 with SolverStatsRecorder(model) as recorded:
                     pred = forecast(net, series, times, query, x.to(device), mask.to(device),
                                     scaler)
-                loss = LOSSES[args.loss](pred, y.to(device))
+                if args.loss == "elbo":
+                    loss = -window_elbo(model, x.to(device), mask.to(device), pred,
+                                        y.to(device), scaler, series.missing)
+                else:
+                    loss = LOSSES[args.loss](pred, y.to(device), missing=series.missing)
                 check_loss(loss.item(), progress["epoch"])  # before the step: parameters stay good
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 5.0)
                 opt.step()
                 if recorded.calls:
                     progress["nfe"].append(recorded.stats.nfe)
-            val = float(LOSSES[args.loss](evaluate("val"), splits["val"].y))
+            val = float(LOSSES[selection](evaluate("val"), splits["val"].y,
+                                          missing=series.missing))
             progress["elapsed"] += time.perf_counter() - start
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
             if val < progress["best"]["val"]:
@@ -296,13 +369,70 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
     model.load_state_dict(best["state"])
     pred, target = evaluate("test"), splits["test"].y
     extra = {}
+    scoring = dict(steps=horizons(args.horizon), interval=series.interval,
+                   missing=series.missing)
     if args.model in SAMPLING:  # the median is the point forecast
-        extra["probabilistic"] = probabilistic_metrics(pred, target, interval=series.interval)
+        extra["probabilistic"] = probabilistic_metrics(pred, target, **scoring)
         pred = pred.median(0).values
-    return dict(metrics=forecast_metrics(pred, target, interval=series.interval),
-                pooled=forecast_metrics(pred, target, interval=series.interval, pooled=True),
+    if args.model in GENERATIVE:
+        extra["elbo"] = test_elbo(model, splits["test"], series, times, query, scaler,
+                                  args.batch_size, device)
+    if args.dataset.lower().replace("_", "-") in PYG_TEMPORAL:
+        extra["mse_pyg_temporal"] = pyg_temporal_mse(pred, target, series, scoring["steps"])
+    return dict(metrics=forecast_metrics(pred, target, **scoring),
+                pooled=forecast_metrics(pred, target, pooled=True, **scoring),
                 val_loss=best["val"], epochs=epoch, seconds_per_epoch=seconds,
                 nfe_per_batch=st.mean(nfe) if nfe else 0, pred=pred, **extra)
+
+
+def horizons(horizon):
+    """The forecast steps reported: 3, 6, 9 and 12 (15 to 60 minutes of 5-minute traffic
+    data) up to the horizon, or every step of a shorter one."""
+    return [h for h in (3, 6, 9, 12) if h <= horizon] or list(range(1, horizon + 1))
+
+
+def pyg_temporal_mse(pred, target, series, steps):
+    """The test MSE on the scale PyTorch Geometric Temporal's loaders give the data, so that
+    its numbers compare: england-covid and montevideo-bus z-scored per node over the whole
+    series (its scaler sees the test part too; the models here never do), pedalme and
+    chickenpox as stored."""
+    scale = torch.ones(series.num_nodes)
+    if series.name in ("england-covid", "montevideo-bus"):
+        scale = series.signal.double().std(0, unbiased=False).float()
+        scale = scale + 1e-10 if series.name == "england-covid" else scale
+    err = (pred - target) / scale
+    return {f"step{h}": float(err[:, h - 1].pow(2).mean()) for h in steps}
+
+
+def window_elbo(model, x, mask, pred, y, scaler, missing):
+    """The latent model's evidence lower bound per reading, on the z-scored data, of the
+    window it read and of the targets (``pred``, ``y`` in original units)."""
+    seen = None if missing is None else y != missing
+    return model.elbo(x, mask, scaler.transform(pred).unsqueeze(-1),
+                      scaler.transform(y).unsqueeze(-1), seen)
+
+
+def test_elbo(model, windows, series, times, query, scaler, batch_size, device):
+    """The test part's ELBO per reading (one posterior draw per window), on the z-scored
+    data: the bound on the log-likelihood of each window's observed history and its
+    future, with the posterior read from the history alone."""
+    model.eval()
+    model.sample_posterior = True
+    total, count = 0.0, 0
+    with torch.no_grad():
+        gen_state = torch.random.get_rng_state()
+        torch.manual_seed(0)  # the same draws for every evaluation
+        for x, y, mask in windows.batches(batch_size):
+            x, y, mask = x.to(device), y.to(device), mask.to(device)
+            pred = forecast(model, series, times, query, x, mask, scaler)
+            readings = (mask.sum() * (1 if mask.dim() == 3 else x.size(2))
+                        + (y.numel() if series.missing is None else (y != series.missing).sum()))
+            total += float(window_elbo(model, x, mask, pred, y, scaler, series.missing)) \
+                * int(readings)
+            count += int(readings)
+        torch.random.set_rng_state(gen_state)
+    model.sample_posterior = None
+    return total / max(count, 1)
 
 
 def plot(path, pred, target, title, step=3, sensors=(0, 1, 2)):
@@ -332,6 +462,7 @@ def report(args, ctx):
                             for k in ("mae", "rmse", "mape")}
                         for h in runs[0][key]} for key in ("metrics", "pooled"))
     summary = {"dataset": series.name, "model": args.model, "split": args.split,
+               "split_on": args.split_on, "history": args.history, "horizon": args.horizon,
                "world_size": ctx.world_size,
                "drop_prob": args.drop_prob, "missing_prob": args.missing_prob,
                "seeds": args.seeds, "metrics": metrics,
@@ -344,6 +475,13 @@ def report(args, ctx):
                "epochs": st.mean(r["epochs"] for r in runs),
                "seconds_per_epoch": st.mean(r["seconds_per_epoch"] for r in runs),
                "nfe_per_batch": st.mean(r["nfe_per_batch"] for r in runs)}
+    if "elbo" in runs[0]:  # per reading, on the z-scored data
+        summary["elbo"] = st.mean(r["elbo"] for r in runs)
+    if "mse_pyg_temporal" in runs[0]:  # mean and spread over seeds
+        summary["mse_pyg_temporal"] = {
+            h: {"mean": st.mean(r["mse_pyg_temporal"][h] for r in runs),
+                "std": st.stdev(r["mse_pyg_temporal"][h] for r in runs) if len(runs) > 1
+                else 0.0} for h in runs[0]["mse_pyg_temporal"]}
     if "probabilistic" in runs[0]:
         summary["probabilistic"] = {h: {k: st.mean(r["probabilistic"][h][k] for r in runs)
                                         for k in row}
@@ -353,6 +491,10 @@ def report(args, ctx):
           f"{args.seeds} seed(s), {summary['seconds_per_epoch']:.1f} s/epoch): " + "; ".join(
               f"{h} MAE {m['mae']:.2f} RMSE {m['rmse']:.2f} MAPE {100 * m['mape']:.1f}%"
               for h, m in metrics.items()))
+    if "elbo" in summary:
+        print(f"  test ELBO {summary['elbo']:.3f} per reading (z-scored data)")
+    for h, m in summary.get("mse_pyg_temporal", {}).items():
+        print(f"  {h}: MSE {m['mean']:.4f} on PyTorch Geometric Temporal's scale")
     for h, m in summary.get("probabilistic", {}).items():
         print(f"  {h}: CRPS {m['crps']:.2f}, 50% interval covers {100 * m['coverage50']:.1f}% "
               f"(width {m['width50']:.2f}), 90% covers {100 * m['coverage90']:.1f}% "
@@ -361,7 +503,8 @@ def report(args, ctx):
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)
     if args.plot:
-        plot(args.plot, runs[0]["pred"], splits["test"].y, f"{args.model} on {series.name}")
+        plot(args.plot, runs[0]["pred"], splits["test"].y, f"{args.model} on {series.name}",
+             step=min(3, args.horizon))
     return summary
 
 

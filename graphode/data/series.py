@@ -51,14 +51,22 @@ class StandardScaler:
         return f"StandardScaler(mean={self.mean}, std={self.std})"
 
 
-def chronological_split(num_steps: int, ratios: Sequence[float] = (0.7, 0.1, 0.2)
-                        ) -> Tuple[slice, ...]:
-    """Split ``range(num_steps)`` into consecutive train / val / test slices by ``ratios``."""
+def chronological_split(num_steps: int, ratios: Sequence[float] = (0.7, 0.1, 0.2),
+                        floor: bool = False) -> Tuple[slice, ...]:
+    """Split ``range(num_steps)`` into consecutive train / val / test slices by ``ratios``.
+
+    The part sizes are rounded to the nearest step; ``floor=True`` ends each part at
+    ``int(fraction so far * num_steps)`` instead, as PyTorch Geometric Temporal's
+    ``temporal_signal_split`` does, so that the test part is the same as that library's."""
     if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
         raise ValueError(f"ratios must be three non-negative fractions that sum to 1, got "
                          f"{tuple(ratios)}")
-    a = round(num_steps * ratios[0])
-    b = a + round(num_steps * ratios[1])
+    if floor:  # a small tolerance: 0.7 + 0.1 is 0.7999999999999999 in floating point
+        a = int(num_steps * ratios[0] + 1e-9)
+        b = max(a, int(num_steps * (ratios[0] + ratios[1]) + 1e-9))
+    else:
+        a = round(num_steps * ratios[0])
+        b = a + round(num_steps * ratios[1])
     return slice(0, a), slice(a, b), slice(b, num_steps)
 
 

@@ -15,6 +15,7 @@ Formats:
   ``from,to,cost`` rows.
 - PyTorch Geometric Temporal JSON: ``edges`` (+ ``weights``) with ``FX``/``X``/``y``; the
   dynamic ``edge_mapping`` form (weights averaged over the snapshots); and networkx node-link.
+  Their values are counts or scores, where zero is a reading: ``missing`` is ``None``.
 """
 from __future__ import annotations
 
@@ -61,6 +62,9 @@ class GraphSeries:
         edge_weight: ``(E,)`` positive weights, or ``None`` for an unweighted graph.
         interval: minutes between two time steps, or ``None`` when not in minutes.
         node_ids: the node (sensor) ids in signal column order.
+        missing: the value that marks a missing reading (``0.0`` in traffic speeds, which are
+            never truly zero), or ``None`` when every value is a reading (counts, where zero
+            is an observation). Scalers, losses and metrics leave the marked values out.
     """
 
     name: str
@@ -69,6 +73,7 @@ class GraphSeries:
     edge_weight: Optional[Tensor]
     interval: Optional[float] = None
     node_ids: List[str] = field(default_factory=list)
+    missing: Optional[float] = 0.0
 
     @property
     def num_nodes(self) -> int:
@@ -340,7 +345,7 @@ def read_pyg_temporal(json_path: PathLike, name: Optional[str] = None) -> GraphS
     weight = torch.as_tensor(weights, dtype=torch.float32)[keep]
     return GraphSeries(name, signal, edge_index[:, keep],
                        None if bool((weight == 1).all()) else weight, None,
-                       [str(i) for i in range(n)])
+                       [str(i) for i in range(n)], missing=None)
 
 
 def _as_array(value, path: Path, key: str) -> np.ndarray:
@@ -381,7 +386,8 @@ def _node_link(doc, path: Path, name: str) -> GraphSeries:
     links = [link for link in links if link[0] != link[1]]
     edge_index = torch.tensor([[a for a, _, _ in links], [b for _, b, _ in links]], dtype=torch.long)
     weight = torch.tensor([w for _, _, w in links], dtype=torch.float32)
-    return GraphSeries(name, signal, edge_index.view(2, -1), weight, None, [str(i) for i in ids])
+    return GraphSeries(name, signal, edge_index.view(2, -1), weight, None, [str(i) for i in ids],
+                       missing=None)
 
 
 # --------------------------------------------------------------------------- by name

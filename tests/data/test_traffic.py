@@ -41,6 +41,7 @@ def write_tgcn(folder, speed=SPEED, adj=ADJ, ids=("101", "102", "103")):
 def test_tgcn_csv(tmp_path):
     s = read_tgcn_csv(*write_tgcn(tmp_path), name="tiny")
     assert s.signal.shape == (4, 3) and s.signal.dtype == torch.float32
+    assert s.missing == 0.0  # traffic speeds: zero marks a missing reading
     assert torch.equal(s.signal, torch.tensor(SPEED, dtype=torch.float32))
     assert s.node_ids == ["101", "102", "103"] and s.interval == 5.0
     # Self loops dropped, both directions kept, weights from the matrix.
@@ -123,6 +124,7 @@ def test_pyg_temporal_formats(tmp_path):
     s = read_pyg_temporal(tmp_path / "static.json")
     assert s.signal.shape == (4, 3) and s.edge_index.tolist() == [[0, 1], [1, 2]]
     assert s.edge_weight.tolist() == [1.0, 0.5]
+    assert s.missing is None  # counts and scores: zero is a reading
     dynamic = {"time_periods": 2, "y": SPEED.tolist(),
                "edge_mapping": {"edge_index": {"0": [[0, 1]], "1": [[0, 1], [1, 2]]},
                                 "edge_weight": {"0": [2.0], "1": [4.0, 1.0]}}}
@@ -282,3 +284,14 @@ def test_dtw_distances_and_the_semantic_graph():
         semantic_graph(signal, period=6, k=6)
     with pytest.raises(ValueError, match="period must lie in"):
         semantic_graph(signal, period=100)
+
+
+def test_chronological_split_rounds_down_as_pyg_temporal_does():
+    from graphode.data import chronological_split
+    # temporal_signal_split keeps int(0.8 * 31) = 24 windows for training, 7 for testing
+    train, val, test = chronological_split(31, (0.7, 0.1, 0.2), floor=True)
+    assert (train.stop, val.stop, test.stop) == (21, 24, 31)
+    train, val, test = chronological_split(31, (0.7, 0.1, 0.2))
+    assert (train.stop, val.stop, test.stop) == (22, 25, 31)
+    # 0.7 + 0.1 is 0.7999999999999999: the tolerance keeps int(0.8 * 10) = 8
+    assert chronological_split(10, (0.7, 0.1, 0.2), floor=True)[1].stop == 8

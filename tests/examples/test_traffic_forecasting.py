@@ -45,6 +45,26 @@ def test_short_training_beats_the_average(root, model):
     assert result["metrics"]["15min"]["mae"] < ha["metrics"]["15min"]["mae"]
 
 
+def test_latent_gde_fits_its_elbo_and_extrapolates(root):
+    base = ["--root", str(root), "--model", "latent-gde", "--history", "6", "--hidden", "16",
+            "--batch-size", "8", "--lr", "0.01"]
+    args = tf.parse_args(base + ["--epochs", "1"])
+    assert args.loss == "elbo"
+    series, scaler, splits = tf.prepare(args)
+    early = tf.run(args, series, scaler, splits, seed=0)
+    late = tf.run(tf.parse_args(base + ["--epochs", "8"]), series, scaler, splits, seed=0)
+    ha = tf.run(tf.parse_args(["--root", str(root), "--model", "ha", "--history", "6"]),
+                series, scaler, splits, seed=0)
+    # training raises the test part's bound on the log-likelihood (per z-scored reading)
+    assert late["elbo"] > early["elbo"] and math.isfinite(late["elbo"])
+    # and the extrapolated path beats the history's average 15 minutes ahead
+    assert late["metrics"]["15min"]["mae"] < ha["metrics"]["15min"]["mae"]
+    with pytest.raises(SystemExit):
+        tf.parse_args(base + ["--loss", "mae"])
+    with pytest.raises(SystemExit):
+        tf.parse_args(["--model", "gru", "--loss", "elbo"])
+
+
 @pytest.mark.parametrize("flag", ["--drop-prob", "--missing-prob"])
 def test_one_mask_for_the_series_shared_by_overlapping_windows(root, flag):
     args = tf.parse_args(["--root", str(root), flag, "0.5", "--history", "6"])
@@ -65,7 +85,8 @@ def test_one_mask_for_the_series_shared_by_overlapping_windows(root, flag):
         tf.parse_args(["--root", str(root), flag, "1.0"])
 
 
-@pytest.mark.parametrize("model", ["gru", "gru-d", "stg-ncde", "stgode", "gde-gru", "last"])
+@pytest.mark.parametrize("model", ["gru", "gru-d", "stg-ncde", "stgode", "gde-gru", "last",
+                                   "latent-gde"])
 def test_models_run_on_missing_readings(root, model):
     args = tf.parse_args(["--root", str(root), "--model", model, "--epochs", "1", "--history", "6",
                           "--hidden", "8", "--missing-prob", "0.5"])
@@ -214,3 +235,78 @@ def test_divergence_stops_with_the_epoch(root, tmp_path):
         tf.main(["--root", str(root), "--model", "gcgru", "--history", "6", "--hidden", "8",
                  "--batch-size", "8", "--epochs", "3", "--lr", "1e30", "--checkpoint", str(ckpt)])
     assert not ckpt.exists()  # no epoch finished, so no checkpoint claims one did
+
+
+# --------------------------------------------------------------- PyTorch Geometric Temporal's sets
+PYGT_FILES = {"pedalme": "pedalme_london.json", "england-covid": "england_covid.json",
+              "montevideo-bus": "montevideo_bus.json"}
+
+
+@pytest.fixture
+def temporal_root(tmp_path):
+    """Tiny files in the three JSON forms of PyTorch Geometric Temporal: 40 steps of counts
+    (zeros among them, which are readings) on a 4-node ring."""
+    folder = tmp_path / "temporal"
+    folder.mkdir()
+    steps, n = 40, 4
+    counts = [[(3 * t + 7 * i) % 5 for i in range(n)] for t in range(steps)]
+    edges = [[i, (i + 1) % n] for i in range(n)] + [[(i + 1) % n, i] for i in range(n)]
+    (folder / PYGT_FILES["pedalme"]).write_text(json.dumps(
+        {"edges": edges, "weights": [1.0] * len(edges), "X": counts}))
+    (folder / PYGT_FILES["england-covid"]).write_text(json.dumps(
+        {"time_periods": steps, "y": counts,
+         "edge_mapping": {"edge_index": {str(t): edges for t in range(steps)},
+                          "edge_weight": {str(t): [1.0 + t % 3] * len(edges)
+                                          for t in range(steps)}}}))
+    (folder / PYGT_FILES["montevideo-bus"]).write_text(json.dumps(
+        {"directed": True,
+         "nodes": [{"id": 100 + i, "y": [row[i] for row in counts]} for i in range(n)],
+         "links": [{"source": 100 + a, "target": 100 + b, "weight": 2.0} for a, b in edges]}))
+    return tmp_path, torch.tensor(counts, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("dataset, lags", [("pedalme", 4), ("england-covid", 8),
+                                           ("montevideo-bus", 4)])
+def test_pyg_temporal_sets_are_read_and_split_as_its_loaders_do(temporal_root, dataset, lags):
+    root, counts = temporal_root
+    args = tf.parse_args(["--root", str(root), "--dataset", dataset, "--model", "last"])
+    assert (args.history, args.horizon, args.split_on) == (lags, 1, "windows")
+    series, scaler, splits = tf.prepare(args)
+    assert series.missing is None  # zero counts are readings
+    # temporal_signal_split(train_ratio=0.8) on the T - lags windows: the same test windows
+    windows = counts.size(0) - lags
+    first = int(0.8 * windows)
+    assert len(splits["test"]) == windows - first
+    assert len(splits["train"]) + len(splits["val"]) == first
+    torch.testing.assert_close(splits["test"].y[:, 0], counts[lags + first:])
+    # the scaler saw the steps of the training windows alone, zeros included
+    train_steps = counts[:len(splits["train"]) + lags]
+    assert scaler.mean == pytest.approx(float(train_steps.double().mean()), rel=1e-6)
+    # persistence scored by hand on every reading, zeros included
+    result = tf.run(args, series, scaler, splits, seed=0)
+    last = counts[lags + first - 1:-1]
+    assert result["metrics"]["step1"]["mae"] == pytest.approx(
+        float((last - counts[lags + first:]).abs().mean()), rel=1e-5)
+    # and on PyTorch Geometric Temporal's scale: z-scored per node over the whole series
+    # for england-covid and montevideo-bus, as stored for pedalme
+    scale = counts.std(0, unbiased=False) if dataset != "pedalme" else torch.ones(4)
+    expected = float((((last - counts[lags + first:]) / scale) ** 2).mean())
+    assert result["mse_pyg_temporal"]["step1"] == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("dataset", ["pedalme", "england-covid", "montevideo-bus"])
+def test_models_train_on_pyg_temporal_sets(temporal_root, dataset, tmp_path):
+    root, _ = temporal_root
+    out = tmp_path / "out.json"
+    summary = tf.main(["--root", str(root), "--dataset", dataset, "--model", "gde-gru",
+                       "--epochs", "2", "--hidden", "8", "--json", str(out)])
+    assert set(summary["metrics"]) == set(summary["mse_pyg_temporal"]) == {"step1"}
+    assert math.isfinite(summary["metrics"]["step1"]["rmse"])
+    assert json.loads(out.read_text())["split_on"] == "windows"
+
+
+def test_a_part_without_a_window_is_refused(temporal_root):
+    root, _ = temporal_root
+    args = tf.parse_args(["--root", str(root), "--dataset", "pedalme", "--split-on", "series"])
+    with pytest.raises(SystemExit, match="validation part .* holds no window"):
+        tf.prepare(args)
