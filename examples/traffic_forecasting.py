@@ -72,6 +72,7 @@ from graphode.nn import (
     RecurrentForecaster,
     SolverStatsRecorder,
     StochasticGDEGRU,
+    batch_graphs,
 )
 from graphode.training import check_loss, restore_training_state, run_seeds, training_state
 
@@ -109,6 +110,10 @@ def parse_args(argv=None):
     p.add_argument("--missing-prob", type=float, default=0.0,
                    help="drop each sensor reading with this probability (missing values; "
                         "drawn once per series step and sensor)")
+    p.add_argument("--dynamic-graph", action="store_true",
+                   help="gde-gru and gde-sde on a dataset with a graph per time step "
+                        "(england-covid): each input step uses its own day's graph, switched "
+                        "at the observations; by default every model uses the mean graph")
     p.add_argument("--time-of-day", action=argparse.BooleanOptionalAction, default=False,
                    help="give the models the time of day (sine and cosine of the daily phase) "
                         "as two more input channels")
@@ -158,6 +163,9 @@ def parse_args(argv=None):
     if args.patience is None:
         args.patience = 20 if lags else 5
     check_args(p, args)
+    if args.dynamic_graph and args.model not in ("gde-gru", "gde-sde"):
+        p.error(f"--dynamic-graph goes with --model gde-gru or gde-sde, whose flow switches "
+                f"graphs at the observations, not --model {args.model}")
     sampling, generative = args.model in SAMPLING, args.model in GENERATIVE
     if args.loss is None:
         args.loss = "crps" if sampling else "elbo" if generative else "mae"
@@ -195,6 +203,10 @@ def prepare(args):
                              f"({part.stop - part.start} steps) holds no window of "
                              f"--history {args.history} + --horizon {args.horizon}; use "
                              f"shorter windows, another --split, or --split-on windows")
+    series.dynamic = args.dynamic_graph
+    if args.dynamic_graph and series.snapshots is None:
+        raise SystemExit(f"--dynamic-graph needs a graph per time step, and {series.name} has "
+                         f"one fixed graph; run without --dynamic-graph")
     observed = observation_mask(args, series.num_steps, series.signal.size(1))
     seen = None if observed is None else observed if observed.dim() == 2 \
         else observed.unsqueeze(1)
@@ -222,7 +234,8 @@ def prepare(args):
         _, y = sliding_windows(series.signal[part], args.history, args.horizon)
         mask = torch.ones(len(x), args.history, dtype=torch.bool) if observed is None \
             else window_masks(observed[part], args.history, args.horizon)
-        splits[name] = Windows(x.contiguous(), y.contiguous(), mask.contiguous())
+        splits[name] = Windows(x.contiguous(), y.contiguous(), mask.contiguous(),
+                               torch.arange(len(x)) + part.start)
     return series, scaler, splits
 
 
@@ -284,21 +297,33 @@ def irregular(args):
     return args.drop_prob > 0 or args.missing_prob > 0
 
 
-def forecast(model, graph, times, query, x, mask, scaler):
-    """Forecasts in original units: ``(B, Q, N)``, or samples ``(S, B, Q, N)``."""
+def forecast(model, graph, times, query, x, mask, scaler, start=None):
+    """Forecasts in original units: ``(B, Q, N)``, or samples ``(S, B, Q, N)``. With
+    ``--dynamic-graph``, ``start`` (the windows' first steps) picks each step's graph."""
     if isinstance(model, (HistoricalAverage, Persistence)):
         x = x[..., :1]  # the speeds alone
-    pred = model(x, graph.edge_index, times, query, mask, graph.edge_weight).squeeze(-1)
+    extra = {}
+    if getattr(graph, "dynamic", False):
+        extra["step_graphs"] = step_graphs(graph, start, x.size(1))
+    pred = model(x, graph.edge_index, times, query, mask, graph.edge_weight,
+                 **extra).squeeze(-1)
     return scaler.inverse_transform(pred)
+
+
+def step_graphs(series, start, history):
+    """The graph of every input step of a batch of windows: step ``k`` of the window that
+    starts at series step ``s`` gets the graph of step ``s + k``."""
+    return [batch_graphs([series.device_snapshots[int(s) + k] for s in start.tolist()],
+                         series.num_nodes) for k in range(history)]
 
 
 def predict(model, windows, graph, times, query, scaler, batch_size, device):
     model.eval()
     out = []
     with torch.no_grad():
-        for x, _, mask in windows.batches(batch_size):
+        for x, _, mask, idx in windows.batches(batch_size, index=True):
             out.append(forecast(model, graph, times, query, x.to(device), mask.to(device),
-                                scaler).cpu())
+                                scaler, windows.start[idx]).cpu())
     return torch.cat(out, dim=-3)  # along the windows, before (Q, N)
 
 
@@ -311,6 +336,9 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
     series.edge_index = series.edge_index.to(device)
     if series.edge_weight is not None:
         series.edge_weight = series.edge_weight.to(device)
+    if series.dynamic:
+        series.device_snapshots = [(ei.to(device), None if ew is None else ew.to(device))
+                                   for ei, ew in series.snapshots]
     times = torch.arange(args.history, dtype=torch.float32, device=device)
     query = times[-1] + torch.arange(1, args.horizon + 1, dtype=torch.float32, device=device)
     model = build(args, args.horizon, splits["train"].x.size(-1), series).to(device)
@@ -339,11 +367,12 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
                           ctx.main):
             start = time.perf_counter()
             model.train()
-            for x, y, mask in train.batches(args.batch_size, shuffle=True, generator=gen):
+            for x, y, mask, idx in train.batches(args.batch_size, shuffle=True, generator=gen,
+                                                 index=True):
                 opt.zero_grad()
                 with SolverStatsRecorder(model) as recorded:
                     pred = forecast(net, series, times, query, x.to(device), mask.to(device),
-                                    scaler)
+                                    scaler, train.start[idx])
                 if args.loss == "elbo":
                     loss = -window_elbo(model, x.to(device), mask.to(device), pred,
                                         y.to(device), scaler, series.missing)
@@ -422,9 +451,9 @@ def test_elbo(model, windows, series, times, query, scaler, batch_size, device):
     with torch.no_grad():
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(0)  # the same draws for every evaluation
-        for x, y, mask in windows.batches(batch_size):
+        for x, y, mask, idx in windows.batches(batch_size, index=True):
             x, y, mask = x.to(device), y.to(device), mask.to(device)
-            pred = forecast(model, series, times, query, x, mask, scaler)
+            pred = forecast(model, series, times, query, x, mask, scaler, windows.start[idx])
             readings = (mask.sum() * (1 if mask.dim() == 3 else x.size(2))
                         + (y.numel() if series.missing is None else (y != series.missing).sum()))
             total += float(window_elbo(model, x, mask, pred, y, scaler, series.missing)) \
@@ -462,6 +491,7 @@ def report(args, ctx):
                             for k in ("mae", "rmse", "mape")}
                         for h in runs[0][key]} for key in ("metrics", "pooled"))
     summary = {"dataset": series.name, "model": args.model, "split": args.split,
+               "dynamic_graph": args.dynamic_graph,
                "split_on": args.split_on, "history": args.history, "horizon": args.horizon,
                "world_size": ctx.world_size,
                "drop_prob": args.drop_prob, "missing_prob": args.missing_prob,

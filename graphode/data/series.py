@@ -155,17 +155,21 @@ class Windows:
     x: Tensor  # (S, H, N) scaled inputs
     y: Tensor  # (S, P, N) targets in original units (zeros = missing)
     mask: Tensor  # (S, H) observed steps, or (S, H, N) observed readings
+    start: Optional[Tensor] = None  # (S,) the series step of each window's first input
 
     def __len__(self) -> int:
         return self.x.size(0)
 
     def subset(self, index: Tensor) -> "Windows":
         """The windows at ``index`` (e.g. one process's share under data parallelism)."""
-        return Windows(self.x[index], self.y[index], self.mask[index])
+        return Windows(self.x[index], self.y[index], self.mask[index],
+                       None if self.start is None else self.start[index])
 
     def batches(self, batch_size: int, shuffle: bool = False,
-                generator: Optional[torch.Generator] = None):
+                generator: Optional[torch.Generator] = None, index: bool = False):
+        """``(x, y, mask)`` of each batch, and the windows' positions in this split too with
+        ``index=True``."""
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         for i in range(0, len(self), batch_size):
             idx = order[i:i + batch_size]
-            yield self.x[idx], self.y[idx], self.mask[idx]
+            yield (self.x[idx], self.y[idx], self.mask[idx]) + ((idx,) if index else ())

@@ -65,6 +65,9 @@ class GraphSeries:
         missing: the value that marks a missing reading (``0.0`` in traffic speeds, which are
             never truly zero), or ``None`` when every value is a reading (counts, where zero
             is an observation). Scalers, losses and metrics leave the marked values out.
+        snapshots: for a graph that changes with time (england-covid's daily mobility), the
+            graph ``(edge_index, edge_weight)`` of every time step; ``edge_index`` and
+            ``edge_weight`` are then their mean. ``None`` for a fixed graph.
     """
 
     name: str
@@ -74,6 +77,7 @@ class GraphSeries:
     interval: Optional[float] = None
     node_ids: List[str] = field(default_factory=list)
     missing: Optional[float] = 0.0
+    snapshots: Optional[List[Tuple[Tensor, Optional[Tensor]]]] = None
 
     @property
     def num_nodes(self) -> int:
@@ -330,7 +334,10 @@ def read_pyg_temporal(json_path: PathLike, name: Optional[str] = None) -> GraphS
         weights = _as_array(doc["weights"], json_path, "weights") if "weights" in doc \
             else np.ones(len(edges))
     elif "edge_mapping" in doc:
-        edges, weights = _mean_snapshot_graph(doc["edge_mapping"], json_path)
+        edges, weights, snapshots = _snapshot_graphs(doc["edge_mapping"], json_path, n)
+        if len(snapshots) != signal.size(0):
+            raise _fail(json_path, f"{len(snapshots)} graph snapshots for a series of "
+                                   f"{signal.size(0)} steps", "one snapshot per time step")
     else:
         raise _fail(json_path, f"no graph among the keys {sorted(doc)}",
                     "'edges' or 'edge_mapping'")
@@ -340,12 +347,18 @@ def read_pyg_temporal(json_path: PathLike, name: Optional[str] = None) -> GraphS
     if edges.size and (edges.min() < 0 or edges.max() >= n or (edges != edges.round()).any()):
         raise _fail(json_path, f"edges name nodes outside 0..{n - 1}",
                     f"integer node ids below {n}, the series' node count")
-    edge_index = torch.as_tensor(edges.T.astype(np.int64))
+    edge_index, weight = _without_loops(edges, weights)
+    return GraphSeries(name, signal, edge_index, weight, None, [str(i) for i in range(n)],
+                       missing=None, snapshots=snapshots if "edge_mapping" in doc else None)
+
+
+def _without_loops(edges: np.ndarray, weights: np.ndarray) -> Tuple[Tensor, Optional[Tensor]]:
+    """``(E, 2)`` pairs and their weights as ``(edge_index, edge_weight)``, self loops dropped
+    (GCN layers add their own); ``None`` weights when all are 1."""
+    edge_index = torch.as_tensor(edges.reshape(-1, 2).T.astype(np.int64))
     keep = edge_index[0] != edge_index[1]
     weight = torch.as_tensor(weights, dtype=torch.float32)[keep]
-    return GraphSeries(name, signal, edge_index[:, keep],
-                       None if bool((weight == 1).all()) else weight, None,
-                       [str(i) for i in range(n)], missing=None)
+    return edge_index[:, keep], None if bool((weight == 1).all()) else weight
 
 
 def _as_array(value, path: Path, key: str) -> np.ndarray:
@@ -356,7 +369,9 @@ def _as_array(value, path: Path, key: str) -> np.ndarray:
                     "a rectangular array of numbers") from None
 
 
-def _mean_snapshot_graph(mapping, path: Path) -> Tuple[np.ndarray, np.ndarray]:
+def _snapshot_graphs(mapping, path: Path, n: int):
+    """The mean graph of the snapshots (pairs and weights, as numpy arrays) and the snapshots
+    themselves as ``(edge_index, edge_weight)`` tensors, in time order."""
     try:
         snaps = [(np.asarray(mapping["edge_index"][k], dtype=np.int64).reshape(-1, 2),
                   np.asarray(mapping["edge_weight"][k], dtype=np.float64))
@@ -364,12 +379,20 @@ def _mean_snapshot_graph(mapping, path: Path) -> Tuple[np.ndarray, np.ndarray]:
     except (KeyError, TypeError, ValueError):
         raise _fail(path, "'edge_mapping' is malformed",
                     "edge_index and edge_weight dicts keyed by snapshot") from None
+    for k, (edges, weights) in enumerate(snaps):
+        if len(weights) != len(edges):
+            raise _fail(path, f"snapshot {k} has {len(edges)} edges and {len(weights)} weights",
+                        "one weight per edge")
+        if edges.size and (edges.min() < 0 or edges.max() >= n):
+            raise _fail(path, f"snapshot {k} names nodes outside 0..{n - 1}",
+                        f"integer node ids below {n}, the series' node count")
     total: dict = {}
     for edges, weights in snaps:
         for (a, b), w in zip(edges.tolist(), weights.tolist()):
             total[(a, b)] = total.get((a, b), 0.0) + w / len(snaps)
     pairs = sorted(total)
-    return np.array(pairs, dtype=np.float64).reshape(-1, 2), np.array([total[p] for p in pairs])
+    return (np.array(pairs, dtype=np.float64).reshape(-1, 2), np.array([total[p] for p in pairs]),
+            [_without_loops(edges, weights) for edges, weights in snaps])
 
 
 def _node_link(doc, path: Path, name: str) -> GraphSeries:

@@ -36,6 +36,9 @@ class ChangeForecaster(nn.Module):
         self.forecaster = forecaster
 
     def forward(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
-                mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None) -> Tensor:
-        change = self.forecaster(x, edge_index, times, query_times, mask, edge_weight)
+                mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None,
+                **kwargs) -> Tensor:
+        """``kwargs`` go to the wrapped forecaster (e.g. :class:`GDEGRU`'s
+        ``step_graphs``)."""
+        change = self.forecaster(x, edge_index, times, query_times, mask, edge_weight, **kwargs)
         return change + last_observed(x[..., :1], mask).unsqueeze(-1)

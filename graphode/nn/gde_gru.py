@@ -15,7 +15,8 @@ from .gde import with_graph_inputs
 from .gru_ode import GraphGRUODE
 from .sde import GraphSDE
 
-__all__ = ["GDEGRU", "StochasticGDEGRU", "batch_graph", "observed_at", "hide_unobserved"]
+__all__ = ["GDEGRU", "StochasticGDEGRU", "batch_graph", "batch_graphs", "observed_at",
+           "hide_unobserved"]
 
 
 def batch_graph(edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
@@ -27,6 +28,23 @@ def batch_graph(edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: in
     ei = edge_index.repeat(1, batch_size) + offsets
     ew = None if edge_weight is None else edge_weight.repeat(batch_size)
     return ei, ew
+
+
+def batch_graphs(graphs: Sequence[Tuple[Tensor, Optional[Tensor]]], num_nodes: int
+                 ) -> Tuple[Tensor, Optional[Tensor]]:
+    """The disjoint union of one graph per sample, ``graphs[b] = (edge_index, edge_weight)``
+    over ``num_nodes`` nodes each, numbered sample-major as :func:`batch_graph` numbers them
+    (a graph that differs from sample to sample, e.g. each window's own day). The weights are
+    ``None`` only if every graph's are."""
+    if not graphs:
+        raise ValueError("batch_graphs needs at least one graph")
+    index = torch.cat([ei + b * num_nodes for b, (ei, _) in enumerate(graphs)], 1)
+    if all(ew is None for _, ew in graphs):
+        return index, None
+    weight = torch.cat([ew if ew is not None else
+                        torch.ones(ei.size(1), dtype=torch.float32, device=ei.device)
+                        for ei, ew in graphs])
+    return index, weight
 
 
 def _check_sequence(x: Tensor, times: Tensor, mask: Optional[Tensor]) -> None:
@@ -95,6 +113,14 @@ class GDEGRU(Module):
           is ``False``, and its neighbours read an unobserved reading as zero), forecast ``query_times`` :math:`(Q)` at or after
           ``times[-1]``, edge indices :math:`(2, |\mathcal{E}|)`, optional edge weights
         - **output:** forecasts :math:`(B, Q, |\mathcal{V}|, F_{out})`
+
+    A graph that changes with time: ``step_graphs``, one ``(edge_index, edge_weight)`` per
+    observation step over all :math:`B |\mathcal{V}|` nodes of the batch, numbered
+    sample-major (:func:`batch_graphs` builds one from each sample's graph). Graph :math:`k`
+    is in force from observation :math:`k` to :math:`k + 1`: it serves the update at
+    :math:`t_k` and the flow after it, and the last one the forecast. The flow restarts its
+    solve at every observation, so each switch falls on a step boundary. ``edge_index`` and
+    ``edge_weight`` are not used then.
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int = 1,
@@ -143,18 +169,21 @@ class GDEGRU(Module):
         return sol.ys
 
     def forward(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
-                mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None) -> Tensor:
+                mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None,
+                step_graphs: Optional[Sequence[Tuple[Tensor, Optional[Tensor]]]] = None
+                ) -> Tensor:
         h, grid, index, ei, ew = self._encode(x, edge_index, times, query_times, mask,
-                                              edge_weight)
+                                              edge_weight, step_graphs)
         hs = self._flow(h, grid) if len(grid) > 1 else h.unsqueeze(0)
         out = self.decoder(hs[index])  # (Q, B * N, out)
         return out.view(len(index), x.size(0), x.size(2), self.out_channels).transpose(0, 1)
 
     def _encode(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
-                mask: Optional[Tensor], edge_weight: Optional[Tensor]):
+                mask: Optional[Tensor], edge_weight: Optional[Tensor],
+                step_graphs: Optional[Sequence[Tuple[Tensor, Optional[Tensor]]]] = None):
         """The hidden state at the last observation ``(B * N, hidden)``, the forecast grid
         (the last observation time, then the sorted query times), where each query time lies
-        on it, and the batched graph."""
+        on it, and the batched graph of the forecast (bound to the field)."""
         _check_sequence(x, times, mask)
         x = hide_unobserved(x, mask)
         batch, steps, n, _ = x.shape
@@ -163,7 +192,18 @@ class GDEGRU(Module):
         if not t_query or min(t_query) < t_obs[-1]:
             raise ValueError(f"query_times must be non-empty and at or after the last observation "
                              f"time {t_obs[-1]:g}, got {t_query}")
-        ei, ew = batch_graph(edge_index, edge_weight, n, batch)
+        if step_graphs is None:
+            ei, ew = batch_graph(edge_index, edge_weight, n, batch)
+        else:
+            if len(step_graphs) != steps:
+                raise ValueError(f"step_graphs must hold one graph per observation step "
+                                 f"({steps}), got {len(step_graphs)}")
+            for k, (gi, _) in enumerate(step_graphs):
+                if gi.numel() and int(gi.max()) >= batch * n:
+                    raise ValueError(f"step_graphs[{k}] names node {int(gi.max())}, but the "
+                                     f"batch has {batch * n} nodes ({batch} samples of {n}): "
+                                     f"build each step's graph with batch_graphs")
+            ei, ew = step_graphs[0]
         op = gcn_operator(ei, ew, batch * n, x.dtype, x.device)
         self._bound = self.field.bind(ei, ew, batch * n, x.dtype, x.device)
         self._edge_weight = ew
@@ -172,6 +212,11 @@ class GDEGRU(Module):
         for k in range(steps):
             if k > 0:
                 h = self._flow(h, [t_obs[k - 1], t_obs[k]])[-1]
+                if step_graphs is not None:  # graph k from here on
+                    ei, ew = step_graphs[k]
+                    op = gcn_operator(ei, ew, batch * n, x.dtype, x.device)
+                    self._bound = self.field.bind(ei, ew, batch * n, x.dtype, x.device)
+                    self._edge_weight = ew
             updated = self.cell(x[:, k].reshape(batch * n, -1), h, op)
             h = updated if mask is None else torch.where(observed_at(mask, k, n), updated, h)
         # One solve through every query time (sorted, duplicates allowed by the caller).
@@ -238,9 +283,11 @@ class StochasticGDEGRU(GDEGRU):
                             else "autograd", validate=False)
 
     def forward(self, x: Tensor, edge_index: Tensor, times: Tensor, query_times: Tensor,
-                mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None) -> Tensor:
+                mask: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None,
+                step_graphs: Optional[Sequence[Tuple[Tensor, Optional[Tensor]]]] = None
+                ) -> Tensor:
         h, grid, index, ei, ew = self._encode(x, edge_index, times, query_times, mask,
-                                              edge_weight)
+                                              edge_weight, step_graphs)
         samples = self.num_samples if self.training else self.eval_samples
         self.sde.num_samples = samples
         if len(grid) > 1:

@@ -64,9 +64,12 @@ class TensorODEField(Module):
         rate = torch.sigmoid(self.alpha).repeat(rows // self.num_nodes).view(-1, 1, 1) / 2
         graph = self.op.mm(h.reshape(rows, -1)).view_as(h)
         wt = _contraction(self.time_weight, self.time_scale)
-        wc = _contraction(self.channel_weight, self.channel_scale)
-        mixed_t = torch.einsum("rtc,ts->rsc", h, wt)
-        return rate * graph + mixed_t + h @ wc - 3 * h + self.h0
+        # the three -H terms folded into the channel mixing, the time mixing fused with the
+        # sum: four passes over the state instead of seven
+        wc = _contraction(self.channel_weight, self.channel_scale) \
+            - 3 * torch.eye(self.channels, dtype=h.dtype, device=h.device)
+        out = torch.baddbmm(h @ wc, wt.T.expand(rows, -1, -1), h)
+        return out.addcmul_(rate, graph).add_(self.h0)
 
 
 class _TemporalConv(Module):

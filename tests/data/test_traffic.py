@@ -125,12 +125,23 @@ def test_pyg_temporal_formats(tmp_path):
     assert s.signal.shape == (4, 3) and s.edge_index.tolist() == [[0, 1], [1, 2]]
     assert s.edge_weight.tolist() == [1.0, 0.5]
     assert s.missing is None  # counts and scores: zero is a reading
-    dynamic = {"time_periods": 2, "y": SPEED.tolist(),
-               "edge_mapping": {"edge_index": {"0": [[0, 1]], "1": [[0, 1], [1, 2]]},
-                                "edge_weight": {"0": [2.0], "1": [4.0, 1.0]}}}
+    dynamic = {"time_periods": 4, "y": SPEED.tolist(),
+               "edge_mapping": {"edge_index": {"0": [[0, 1]], "1": [[0, 1], [1, 2]],
+                                               "2": [[2, 2], [1, 2]], "3": []},
+                                "edge_weight": {"0": [2.0], "1": [4.0, 1.0], "2": [5.0, 1.0],
+                                                "3": []}}}
     (tmp_path / "dynamic.json").write_text(json.dumps(dynamic))
     s = read_pyg_temporal(tmp_path / "dynamic.json")
-    assert s.edge_weight.tolist() == [3.0, 0.5]  # mean over the two snapshots
+    assert s.edge_index.tolist() == [[0, 1], [1, 2]]
+    assert s.edge_weight.tolist() == [1.5, 0.5]  # the mean over the four snapshots
+    # and each day's own graph, self loops dropped
+    assert [ei.tolist() for ei, _ in s.snapshots] == [[[0], [1]], [[0, 1], [1, 2]], [[1], [2]],
+                                                     [[], []]]
+    assert s.snapshots[0][1].tolist() == [2.0] and s.snapshots[2][1] is None
+    dynamic["time_periods"], dynamic["y"] = 5, SPEED.tolist() + SPEED.tolist()[:1]
+    (tmp_path / "short.json").write_text(json.dumps(dynamic))
+    with pytest.raises(SeriesFormatError, match="4 graph snapshots for a series of 5 steps"):
+        read_pyg_temporal(tmp_path / "short.json")
     node_link = {"directed": True, "nodes": [{"id": 10, "y": [1, 2]}, {"id": 20, "y": [3, 4]}],
                  "links": [{"source": 10, "target": 20, "weight": 2.0}]}
     (tmp_path / "nl.json").write_text(json.dumps(node_link))

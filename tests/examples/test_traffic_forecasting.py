@@ -310,3 +310,28 @@ def test_a_part_without_a_window_is_refused(temporal_root):
     args = tf.parse_args(["--root", str(root), "--dataset", "pedalme", "--split-on", "series"])
     with pytest.raises(SystemExit, match="validation part .* holds no window"):
         tf.prepare(args)
+
+
+def test_dynamic_graph_gives_each_step_its_own_day(temporal_root, tmp_path):
+    root, _ = temporal_root
+    args = tf.parse_args(["--root", str(root), "--dataset", "england-covid", "--model",
+                          "gde-gru", "--dynamic-graph", "--epochs", "2", "--hidden", "8"])
+    series, scaler, splits = tf.prepare(args)
+    series.device_snapshots = series.snapshots
+    test = splits["test"]
+    graphs = tf.step_graphs(series, test.start[:2], args.history)
+    assert len(graphs) == args.history == 8
+    for k, (ei, ew) in enumerate(graphs):  # the file's day t has weights 1 + t % 3
+        first, second = int(test.start[0]) + k, int(test.start[1]) + k
+        assert ew.tolist() == [1.0 + first % 3] * 8 + [1.0 + second % 3] * 8
+        assert int(ei[:, 8:].min()) >= 4  # the second window's nodes come second
+    # the window of test.start[0] is the one whose targets follow its history
+    assert torch.equal(test.y[0, 0], series.signal[int(test.start[0]) + args.history])
+    result = tf.run(args, series, scaler, splits, seed=0)
+    assert math.isfinite(result["metrics"]["step1"]["mae"])
+    with pytest.raises(SystemExit):
+        tf.parse_args(["--root", str(root), "--dataset", "england-covid", "--model", "gru",
+                       "--dynamic-graph"])
+    with pytest.raises(SystemExit, match="one fixed graph"):
+        tf.prepare(tf.parse_args(["--root", str(root), "--dataset", "pedalme", "--model",
+                                  "gde-gru", "--dynamic-graph"]))

@@ -15,6 +15,7 @@ from graphode.nn import (
     RecurrentForecaster,
     StochasticGDEGRU,
     batch_graph,
+    batch_graphs,
     gcn_operator,
 )
 
@@ -415,3 +416,57 @@ def test_latent_gde_gradient_modes():
         assert torch.allclose(results[mode][0], results[reference][0], atol=tol)
         for a, b in zip(results[mode][1], results[reference][1]):
             assert torch.allclose(a, b, atol=tol), mode
+
+
+def test_tensor_ode_field_is_its_equation():
+    from graphode.nn import TensorODEField
+    torch.manual_seed(0)
+    n, steps, channels = 4, 5, 3
+    field = TensorODEField(n, steps, channels).double()
+    with torch.no_grad():
+        for p in field.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    ei, _ = batch_graph(EDGES, None, n, 2)
+    op = gcn_operator(ei, None, 2 * n, torch.float64, torch.device("cpu"))
+    h, h0 = torch.randn(2 * n, steps, channels, dtype=torch.float64), \
+        torch.randn(2 * n, steps, channels, dtype=torch.float64)
+    bound = field.bind(op, h0)
+    dense = op.mm(torch.eye(2 * n, dtype=torch.float64))
+    rate = torch.sigmoid(field.alpha).repeat(2).view(-1, 1, 1) / 2
+    wt = (field.time_weight * field.time_scale.clamp(0, 1)) @ field.time_weight.T
+    wc = (field.channel_weight * field.channel_scale.clamp(0, 1)) @ field.channel_weight.T
+    expected = rate * torch.einsum("ij,jtc->itc", dense, h) - h \
+        + torch.einsum("rtc,ts->rsc", h, wt) - h + torch.einsum("rtc,cd->rtd", h, wc) - h + h0
+    torch.testing.assert_close(bound(torch.tensor(0.0), h), expected)
+
+
+def test_gde_gru_on_a_graph_per_step():
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 4, 1, dtype=torch.float64)
+    times, query = torch.arange(4.0), torch.tensor([4.0, 5.5])
+    model = gde_gru()
+    static = model(x, EDGES, times, query)
+    same = [batch_graph(EDGES, None, 4, 3)] * 4
+    assert torch.allclose(model(x, EDGES, times, query, step_graphs=same), static)
+    # each window its own graph at each step (a ring, a path, no edges): a window's forecast
+    # is the one it gets alone, so the batch is numbered as batch_graphs says
+    ring = torch.tensor([[0, 1, 2, 3, 1, 2, 3, 0], [1, 2, 3, 0, 0, 1, 2, 3]])
+    graphs = [[(EDGES, None), (ring, None), (EDGES[:, :0], None)][(b + k) % 3]
+              for k in range(4) for b in range(3)]
+    per_step = [batch_graphs(graphs[3 * k:3 * k + 3], 4) for k in range(4)]
+    out = model(x, EDGES, times, query, step_graphs=per_step)
+    for b in range(3):
+        alone = model(x[b:b + 1], EDGES, times, query,
+                      step_graphs=[graphs[3 * k + b] for k in range(4)])
+        assert torch.allclose(out[b], alone[0])
+    assert not torch.allclose(out, static)
+    # the last step's graph carries the forecast: changing it changes the forecast, changing
+    # the first one changes the state every later step starts from
+    for k in (0, 3):
+        changed = list(per_step)
+        changed[k] = batch_graph(ring, None, 4, 3)
+        assert not torch.allclose(model(x, EDGES, times, query, step_graphs=changed), out)
+    with pytest.raises(ValueError, match="one graph per observation step"):
+        model(x, EDGES, times, query, step_graphs=per_step[:3])
+    with pytest.raises(ValueError, match="build each step's graph with batch_graphs"):
+        model(x, EDGES, times, query, step_graphs=[(ring + 20, None)] * 4)
