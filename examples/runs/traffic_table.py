@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-MODELS = ("ha", "last", "gru", "gru-d", "gcgru", "gde-gru", "stg-ncde", "stgode")
+MODELS = ("ha", "last", "gru", "gru-d", "gcgru", "gde-gru", "stg-ncde", "stgode", "latent-gde")
 SETTINGS = {"regular": "regular", "drop07": "70% of snapshots dropped",
             "missing05": "50% of readings missing"}
 
@@ -22,8 +22,10 @@ def load(folder):
     return out
 
 
-def cell(m):
-    return f"{m['mae']:.2f} / {m['rmse']:.2f}"
+def cell(m, std=None):
+    """MAE / RMSE, with the RMSE's spread over seeds when there are several."""
+    spread = f" ± {std['rmse']:.2f}" if std is not None else ""
+    return f"{m['mae']:.2f} / {m['rmse']:.2f}{spread}"
 
 
 def main(folder="examples/results/traffic"):
@@ -36,8 +38,9 @@ def main(folder="examples/results/traffic"):
             run = runs.get((model, setting))
             if run is None:
                 continue
-            steps = " | ".join(cell(run["metrics"][h]) for h in ("15min", "30min", "45min",
-                                                                 "60min"))
+            std = run.get("metrics_std") if run["seeds"] > 1 else None
+            steps = " | ".join(cell(run["metrics"][h], std and std[h])
+                               for h in ("15min", "30min", "45min", "60min"))
             seconds = f"{run['seconds_per_epoch']:.0f}" if run["seconds_per_epoch"] else "-"
             print(f"| {label} | {model} | {run['seeds']} | {steps} | "
                   f"{cell(run['metrics_pooled']['15min'])} | {seconds} |")
