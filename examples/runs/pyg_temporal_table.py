@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 DATASETS = ("pedalme", "england-covid", "montevideo-bus")
-MODELS = ("ha", "last", "gru", "gru-d", "gcgru", "gde-gru", "stg-ncde", "stgode", "latent-gde")
+MODELS = ("ha", "last", "gru", "gru-d", "gcgru", "gde-gru", "gde-gru-dynamic", "stg-ncde",
+          "stgode", "latent-gde")
+#: the runs with flags beyond the model's name
+LABELS = {"gde-gru-dynamic": "gde-gru, daily graphs (`--dynamic-graph`)"}
 
 
 def main(folder="examples/results/pyg_temporal"):
@@ -28,7 +31,7 @@ def main(folder="examples/results/pyg_temporal"):
             pm = (lambda v, s: f"{v:.3f} ± {s:.3f}") if spread else (lambda v, s: f"{v:.3f}")
             seconds = f"{run['seconds_per_epoch']:.2f}" if run["seconds_per_epoch"] else "-"
             epochs = f"{run['epochs']:.0f}" if run["epochs"] else "-"
-            print(f"| {dataset} | {model} | {run['seeds']} | {pm(m['mae'], std['mae'])} "
+            print(f"| {dataset} | {LABELS.get(model, model)} | {run['seeds']} | {pm(m['mae'], std['mae'])} "
                   f"| {pm(m['rmse'], std['rmse'])} | {pm(mse['mean'], mse['std'])} "
                   f"| {epochs} | {seconds} |")
 
