@@ -45,6 +45,7 @@ def test_errica_protocol_never_looks_at_the_test_folds(tmp_path, monkeypatch):
     root = write_tu(tmp_path / "root", graphs=30)
     sys.path.insert(0, str(ROOT / "examples"))
     import graph_classification as gc
+
     from graphode.data import load_tu, stratified_folds
 
     calls, scored = [], []
@@ -68,7 +69,7 @@ def test_errica_protocol_never_looks_at_the_test_folds(tmp_path, monkeypatch):
     assert len(calls) == 3 * (2 + 2)  # per fold: two configurations, two final runs
     for k, (tr, te) in enumerate(folds):
         test = set(te.tolist())
-        for lr, trained, watched in calls[4 * k:4 * k + 4]:
+        for _, trained, watched in calls[4 * k:4 * k + 4]:
             # the model trains and is watched inside the training fold only
             assert not trained & test and not watched & test and watched <= set(tr.tolist())
             assert not trained & watched
