@@ -94,7 +94,8 @@ class LatentGDE(Module):
                                       else GraphGRUODE(latent_channels))
         self.decoder = Linear(latent_channels, out_channels)
         # s = softplus(raw): the raw value that gives noise_std
-        self.raw_noise = Parameter(torch.tensor(math.log(math.expm1(noise_std))))
+        self._raw_noise0 = math.log(math.expm1(noise_std))
+        self.raw_noise = Parameter(torch.tensor(self._raw_noise0))
         self.solver = dict(method=method, step_size=step_size, rtol=rtol, atol=atol,
                            gradient=gradient, **solver_kwargs)
         self.sample_posterior: Optional[bool] = None
@@ -105,6 +106,8 @@ class LatentGDE(Module):
         self.encoder.reset_parameters()
         self.field.reset_parameters()
         self.decoder.reset_parameters()
+        with torch.no_grad():
+            self.raw_noise.fill_(self._raw_noise0)
 
     @property
     def noise_std(self) -> Tensor:

@@ -396,6 +396,10 @@ def test_latent_gde_ignores_unobserved_readings_and_reconstructs_at_the_observat
     assert torch.allclose(out, ys[:, [6, 5]])
     with pytest.raises(ValueError, match="at or after the last observation"):
         model(x, EDGES, times, torch.tensor([3.0]))
+    with torch.no_grad():
+        model.raw_noise.add_(1.0)
+    model.reset_parameters()
+    assert float(model.noise_std) == pytest.approx(0.5)
 
 
 def test_latent_gde_gradient_modes():
