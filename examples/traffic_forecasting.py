@@ -374,8 +374,9 @@ def run(args, series, scaler, splits, seed, ctx=None, saved=None, save=None):
                     pred = forecast(net, series, times, query, x.to(device), mask.to(device),
                                     scaler, train.start[idx])
                 if args.loss == "elbo":
-                    loss = -window_elbo(model, x.to(device), mask.to(device), pred,
-                                        y.to(device), scaler, series.missing)
+                    bound, readings = window_elbo(model, x.to(device), mask.to(device), pred,
+                                                  y.to(device), scaler, series.missing)
+                    loss = -bound / readings.clamp(min=1)
                 else:
                     loss = LOSSES[args.loss](pred, y.to(device), missing=series.missing)
                 check_loss(loss.item(), progress["epoch"])  # before the step: parameters stay good
@@ -434,32 +435,29 @@ def pyg_temporal_mse(pred, target, series, steps):
 
 
 def window_elbo(model, x, mask, pred, y, scaler, missing):
-    """The latent model's evidence lower bound per reading, on the z-scored data, of the
-    window it read and of the targets (``pred``, ``y`` in original units)."""
+    """The latent model's evidence lower bound, summed, and the readings it scored, on the
+    z-scored data, of the window it read and of the targets (``pred``, ``y`` in original
+    units)."""
     seen = None if missing is None else y != missing
-    return model.elbo(x, mask, scaler.transform(pred).unsqueeze(-1),
-                      scaler.transform(y).unsqueeze(-1), seen)
+    return model.evidence(x, mask, scaler.transform(pred).unsqueeze(-1),
+                          scaler.transform(y).unsqueeze(-1), seen)
 
 
 def test_elbo(model, windows, series, times, query, scaler, batch_size, device):
-    """The test part's ELBO per reading (one posterior draw per window), on the z-scored
-    data: the bound on the log-likelihood of each window's observed history and its
-    future, with the posterior read from the history alone."""
+    """The test part's ELBO per reading (one posterior draw per window, the same draws at
+    every call), on the z-scored data: the bound on the log-likelihood of each window's
+    observed history and its future, with the posterior read from the history alone."""
     model.eval()
     model.sample_posterior = True
     total, count = 0.0, 0
-    with torch.no_grad():
-        gen_state = torch.random.get_rng_state()
-        torch.manual_seed(0)  # the same draws for every evaluation
+    devices = [device] if device.type == "cuda" else []
+    with torch.no_grad(), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(0)
         for x, y, mask, idx in windows.batches(batch_size, index=True):
             x, y, mask = x.to(device), y.to(device), mask.to(device)
             pred = forecast(model, series, times, query, x, mask, scaler, windows.start[idx])
-            readings = (mask.sum() * (1 if mask.dim() == 3 else x.size(2))
-                        + (y.numel() if series.missing is None else (y != series.missing).sum()))
-            total += float(window_elbo(model, x, mask, pred, y, scaler, series.missing)) \
-                * int(readings)
-            count += int(readings)
-        torch.random.set_rng_state(gen_state)
+            bound, readings = window_elbo(model, x, mask, pred, y, scaler, series.missing)
+            total, count = total + float(bound), count + int(readings)
     model.sample_posterior = None
     return total / max(count, 1)
 

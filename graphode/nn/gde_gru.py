@@ -41,8 +41,9 @@ def batch_graphs(graphs: Sequence[Tuple[Tensor, Optional[Tensor]]], num_nodes: i
     index = torch.cat([ei + b * num_nodes for b, (ei, _) in enumerate(graphs)], 1)
     if all(ew is None for _, ew in graphs):
         return index, None
+    dtype = next(ew.dtype for _, ew in graphs if ew is not None)
     weight = torch.cat([ew if ew is not None else
-                        torch.ones(ei.size(1), dtype=torch.float32, device=ei.device)
+                        torch.ones(ei.size(1), dtype=dtype, device=ei.device)
                         for ei, ew in graphs])
     return index, weight
 
@@ -110,8 +111,8 @@ class GDEGRU(Module):
         - **input:** observations :math:`(B, T, |\mathcal{V}|, F_{in})` at ``times``
           :math:`(T)`, an optional mask :math:`(B, T)` of observed steps or :math:`(B, T,
           |\mathcal{V}|)` of observed readings (a sample, or a node, skips the update where it
-          is ``False``, and its neighbours read an unobserved reading as zero), forecast ``query_times`` :math:`(Q)` at or after
-          ``times[-1]``, edge indices :math:`(2, |\mathcal{E}|)`, optional edge weights
+          is ``False``, and its neighbours read an unobserved reading as zero), forecast
+          ``query_times`` :math:`(Q)` at or after ``times[-1]``, edge indices :math:`(2, |\mathcal{E}|)`, optional edge weights
         - **output:** forecasts :math:`(B, Q, |\mathcal{V}|, F_{out})`
 
     A graph that changes with time: ``step_graphs``, one ``(edge_index, edge_weight)`` per

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -164,7 +164,16 @@ class LatentGDE(Module):
 
     def elbo(self, x: Tensor, mask: Optional[Tensor] = None, forecast: Optional[Tensor] = None,
              target: Optional[Tensor] = None, target_mask: Optional[Tensor] = None) -> Tensor:
-        """The evidence lower bound of the last forward, per reading (a scalar).
+        """The evidence lower bound of the last forward, per reading (a scalar): see
+        :meth:`evidence`, whose sum it divides by the number of readings scored."""
+        total, count = self.evidence(x, mask, forecast, target, target_mask)
+        return total / count.clamp(min=1)
+
+    def evidence(self, x: Tensor, mask: Optional[Tensor] = None,
+                 forecast: Optional[Tensor] = None, target: Optional[Tensor] = None,
+                 target_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """The evidence lower bound of the last forward, summed over its windows, and the
+        number of readings it scored (to average over several batches).
 
         Args:
             x: the observations that forward read, ``(B, T, N, F_in)``: the first
@@ -174,8 +183,7 @@ class LatentGDE(Module):
                 is scored too (in training: the future is part of the data the model fits).
             target_mask: which targets were observed, ``(B, Q, N)`` (default all).
 
-        The KL term counts once per node, the log-likelihood once per observed reading; the
-        sum is divided by the number of readings scored.
+        The KL term counts once per node, the log-likelihood once per observed reading.
         """
         if self._last is None:
             raise RuntimeError("LatentGDE.elbo scores the last forward: call the model first")
@@ -199,7 +207,7 @@ class LatentGDE(Module):
                 - 0.5 * math.log(2 * math.pi)
             loglik = loglik + (log_p.sum(-1) * where).sum()
             count = count + where.sum() * self.out_channels
-        return (loglik - kl.sum()) / count.clamp(min=1)
+        return loglik - kl.sum(), count
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.in_channels}, {self.hidden_channels}, "

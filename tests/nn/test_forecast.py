@@ -364,6 +364,9 @@ def test_latent_gde_elbo_is_the_likelihood_minus_the_kl():
         + (noise.log_prob(target - forecast).squeeze(-1) * seen).sum()
     expected = (loglik - kl) / (mask.sum() + seen.sum())
     assert torch.allclose(model.elbo(x, mask, forecast, target, seen), expected)
+    total, count = model.evidence(x, mask, forecast, target, seen)
+    assert int(count) == int(mask.sum() + seen.sum())
+    assert torch.allclose(total, loglik - kl)
     # in evaluation the forecast starts from the posterior mean: repeatable; a training
     # forward draws from the posterior
     again = model(x, EDGES, torch.arange(5.0), torch.tensor([5.0, 7.0]), mask)
@@ -464,6 +467,10 @@ def test_gde_gru_on_a_graph_per_step():
                       step_graphs=[graphs[3 * k + b] for k in range(4)])
         assert torch.allclose(out[b], alone[0])
     assert not torch.allclose(out, static)
+    # weights where some windows' graphs have them: the others weigh 1, in the same dtype
+    weighted = batch_graphs([(EDGES, torch.full((6,), 2.0, dtype=torch.float64)),
+                             (ring, None)], 4)
+    assert weighted[1].dtype == torch.float64 and weighted[1].tolist() == [2.0] * 6 + [1.0] * 8
     # the last step's graph carries the forecast: changing it changes the forecast, changing
     # the first one changes the state every later step starts from
     for k in (0, 3):
