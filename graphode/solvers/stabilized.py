@@ -34,7 +34,7 @@ from .interpolation import hermite, rk_dense
 from .rk import RungeKutta, combine
 from .tableaux import METHODS
 
-__all__ = ["RKC", "AutoSwitch", "rkc_coefficients", "stability_bound"]
+__all__ = ["RKC", "AutoSwitch", "rkc_coefficients", "rough_direction", "stability_bound"]
 
 _DAMPING = 2.0 / 13.0  # Sommeijer et al.'s damping: stability region width stays >= 0.05 s^2
 
@@ -109,19 +109,31 @@ def rkc_step(func: Func, time: Any, y: Tensor, f0: Tensor, h: float, s: int) -> 
     return current
 
 
+def rough_direction(index: Tensor, dtype: torch.dtype) -> Tensor:
+    """A fixed, noise-like vector in ``[-1, 1]`` from integer positions ``index``: every
+    eigenvector of the Jacobian has a share in it, however smooth the state is."""
+    phase = torch.sin(index.to(torch.float64) * 12.9898 + 0.5) * 43758.5453
+    return (2.0 * torch.frac(phase) - 1.0).to(dtype)
+
+
 def spectral_radius(func: Func, t: Tensor, y: Tensor, fy: Tensor, start: Optional[Tensor],
                     norm: Any, max_iters: int = 20) -> Tuple[float, Tensor, int]:
     """Estimate the Jacobian's spectral radius at ``y`` by the nonlinear power method (as the
     RKC code does): ``rho ~ |F(y + v) - F(y)| / |v|`` for a small ``v`` iterated toward the
     dominant eigenvector. Returns ``(rho, direction, evaluations)``; the direction seeds the
-    next estimate."""
+    next estimate.
+
+    The iteration starts from the last direction (else ``F(y)``) plus an equal share of a fixed
+    noise-like vector (:func:`rough_direction`): near a steady state ``F(y)`` has lost its
+    stiff components, and a power method started there settles, for many iterations, on the
+    slow modes' rate, an underestimate that RKC's stability would pay for with pinned steps.
+    """
     v = start if start is not None else fy
-    y_norm, v_norm = torch.stack([norm(y), norm(v)]).tolist()
-    if v_norm == 0.0 or not math.isfinite(v_norm):
-        v = torch.randn_like(y)
-        v_norm = float(norm(v))
+    rough = rough_direction(torch.arange(y.numel(), device=y.device), y.dtype).view_as(y)
+    y_norm, v_norm, r_norm = torch.stack([norm(y), norm(v), norm(rough)]).tolist()
+    v = rough / r_norm + (v / v_norm if 0.0 < v_norm < math.inf else 0.0)
     size = math.sqrt(torch.finfo(y.dtype).eps) * max(y_norm, 1.0)
-    v = v * (size / v_norm)
+    v = v * (size / float(norm(v)))
     rho, count = 0.0, 0
     for _ in range(max_iters):
         diff = func(t, y + v) - fy

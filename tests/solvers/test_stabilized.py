@@ -11,6 +11,7 @@ from graphode.solvers.stabilized import (
     AutoSwitch,
     rkc_coefficients,
     rkc_step,
+    spectral_radius,
     stability_bound,
     stages_for,
 )
@@ -139,6 +140,24 @@ def test_gradients_through_stiff_solves(method, gradient):
     assert ((gy - ry).norm() / ry.norm()).item() < 1e-4
 
 
+def test_spectral_radius_from_a_slow_mode():
+    # The power method started on an exact slow eigenvector (F(y) at a nearly steady state
+    # holds only the slow modes) would stay there; the fixed noise-like share finds the fast
+    # end of the spectrum, and the estimate does not touch the global random stream.
+    n = 40
+    main = torch.full((n,), 2.0, dtype=DT)
+    a = -(torch.diag(main) - torch.diag(torch.ones(n - 1, dtype=DT), 1)
+          - torch.diag(torch.ones(n - 1, dtype=DT), -1)) * 1e3
+    evals, evecs = torch.linalg.eigh(a)
+    y = evecs[:, -1].clone()  # the slowest mode
+    state = torch.random.get_rng_state()
+    rho, _, count = spectral_radius(lambda t, x: a @ x, torch.tensor(0.0), y, a @ y, None,
+                                    lambda x: x.square().mean().sqrt())
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert abs(rho - evals.abs().max().item()) <= 0.1 * evals.abs().max().item()
+    assert rho > 100 * abs(evals[-1].item()) and count <= 20
+
+
 def test_rkc_options_and_refusals():
     with pytest.raises(ValueError, match="max_stages"):
         RKC(max_stages=1)
@@ -146,7 +165,8 @@ def test_rkc_options_and_refusals():
     with pytest.raises(ValueError, match="checkpoint"):
         solve(lambda t, y: -y, torch.ones(2), [0.0, 1.0], method="auto", gradient="checkpoint")
     with pytest.raises(ValueError, match="per_graph"):
-        solve(lambda t, y: -y, torch.ones(2, 1), [0.0, 1.0], method="rkc",
+        solve(lambda t, y: -y, torch.ones(2, 1), [0.0, 1.0],
+              method=AutoSwitch(stiff_method="trbdf2"),
               per_graph=torch.zeros(2, dtype=torch.long))
 
 
