@@ -25,6 +25,7 @@ from .solvers.controllers import PIController
 from .solvers.imex import split_of
 from .solvers.integrate import IntegrationConfig, SolveError, SolverStats, integrate, to_device
 from .solvers.per_graph import integrate_per_graph
+from .solvers.stabilized import RKC
 from .solvers.tableaux import ButcherTableau
 
 __all__ = ["Solution", "solve"]
@@ -277,9 +278,11 @@ def _check_gradient_support(solver: Optional[Solver], gradient: str, per_graph: 
                 ": checkpointing replays recorded Runge-Kutta steps one at a time; use "
                 "gradient='adjoint' or 'autograd', or a Runge-Kutta method"
                 if gradient == "checkpoint" else ""))
-    if per_graph is not None:
+    if per_graph is not None and not (isinstance(solver, RKC)
+                                      and getattr(solver, "stiff_method", "rkc") == "rkc"):
         raise ValueError(f"per_graph step control needs an explicit Runge-Kutta method (dopri5, "
-                         f"tsit5, bosh3), got {name}={solver.name!r}")
+                         f"tsit5, bosh3) or method='rkc'/'auto' (with stiff_method='rkc'), got "
+                         f"{name}={solver.name!r}")
     if compile:
         raise ValueError(f"compile needs an explicit Runge-Kutta method on a fixed grid, got "
                          f"{name}={solver.name!r}")

@@ -12,6 +12,7 @@ from ..gradients import GRADIENT_MODES, Adjoint
 from ..solvers.base import Solver, resolve_method
 from ..solvers.compiled import compile_options
 from ..solvers.integrate import SolverStats
+from ..solvers.stabilized import RKC
 from .field import GraphVectorField, channels_of
 from .sparse import to_edge_index
 from .validate import check_graph
@@ -232,10 +233,13 @@ class GDEConv(Module):
         self.validate = validate
         tableau, solver = resolve_method(method)
         adaptive = solver.adaptive if solver is not None else tableau.adaptive
-        if per_graph_steps and (step_size is not None or not adaptive or solver is not None
+        per_graph_solver = solver is None or (isinstance(solver, RKC) and getattr(
+            solver, "stiff_method", "rkc") == "rkc")
+        if per_graph_steps and (step_size is not None or not adaptive or not per_graph_solver
                                 or gradient != "autograd"):
             raise ValueError(
-                f"per_graph_steps=True needs an adaptive method (dopri5, tsit5, bosh3) without "
+                f"per_graph_steps=True needs an adaptive method (dopri5, tsit5, bosh3, or "
+                f"'rkc'/'auto' for stiff graphs) without "
                 f"step_size and gradient='autograd', got method={method!r}, "
                 f"step_size={step_size!r}, gradient={gradient!r}")
         self.stats = SolverStats()

@@ -40,6 +40,8 @@ class SolverStats:
         n_accepted_backward, n_rejected_backward: steps of the adjoint solve.
         switches: ``(t, method)`` where a switching method (``method="auto"``) began each
             stretch of the forward solve (the first entry is the start).
+        graph_switches: ``(graph, t, method)`` where a graph of a per-graph ``auto`` solve
+            switched (every graph starts on dopri5).
     """
 
     nfe: int = 0
@@ -49,6 +51,7 @@ class SolverStats:
     n_accepted_backward: int = 0
     n_rejected_backward: int = 0
     switches: List[Tuple[float, str]] = field(default_factory=list)
+    graph_switches: List[Tuple[int, float, str]] = field(default_factory=list)
 
     @property
     def n_steps(self) -> int:
@@ -58,7 +61,8 @@ class SolverStats:
         if not isinstance(other, SolverStats):
             return NotImplemented
         sums = {f: getattr(self, f) + getattr(other, f) for f in _STAT_FIELDS}
-        return SolverStats(**sums, switches=self.switches + other.switches)
+        return SolverStats(**sums, switches=self.switches + other.switches,
+                           graph_switches=self.graph_switches + other.graph_switches)
 
     def __radd__(self, other: object) -> "SolverStats":
         # sum(stats_list) starts from 0

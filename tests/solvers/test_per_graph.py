@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from graphode import SolveError, solve
+from graphode import SolveError, odeint_event, solve
 from graphode.nn import GDEConv, LinearDiffusion
 from graphode.solvers.per_graph import graph_index
 
@@ -38,7 +38,8 @@ def test_reverse_time_and_ptr():
 
 
 def random_graphs(count, seed=0):
-    """Random graphs whose diffusion rates span three orders of magnitude (mixed stiffness)."""
+    """Random graphs of different sizes and edge weights. (The GCN normalisation divides a
+    graph's common edge weight out, so their spectra are alike: the stiff mixes are below.)"""
     g = torch.Generator().manual_seed(seed)
     graphs = []
     for _ in range(count):
@@ -120,3 +121,95 @@ def test_errors():
     assert err.value.ys and err.value.ys[0] is y0
     with pytest.raises(SolveError, match="max_steps=3 exceeded"):
         solve(lambda t, y: -1000 * y, y0, [0.0, 10.0], per_graph=batch, max_steps=3)
+
+
+# --- stiff graphs: method="auto" and "rkc" per graph ------------------------------------------
+
+def symmetric_blocks(sizes, scales):
+    """Symmetric negative definite blocks (diffusion-like spectra on the negative real axis)
+    with spectral radii about ``4 * scale``."""
+    mats = []
+    for i, (n, scale) in enumerate(zip(sizes, scales)):
+        m = torch.randn(n, n, generator=torch.Generator().manual_seed(i), dtype=torch.float64)
+        mats.append(-(m @ m.T) / n * scale - 0.1 * torch.eye(n, dtype=torch.float64))
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    return mats, torch.block_diag(*mats), batch
+
+
+@pytest.mark.parametrize("method", ["auto", "rkc"])
+@pytest.mark.parametrize("rtol", [1e-5, 1e-7])
+def test_stiff_methods_exact_on_blocks_of_mixed_stiffness(method, rtol):
+    # spectral radii from about 4 to 2.9e4; RKC is second order, so its global error is a
+    # larger multiple of the tolerance than dopri5's
+    mats, a, batch = symmetric_blocks([3, 5, 4, 6], [1.0, 3e2, 1e4, 3.0])
+    y0 = torch.randn(18, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    times = [0.0, 0.3, 1.0]
+    sol = solve(lambda t, y: a @ y, y0, times, method=method, rtol=rtol, atol=rtol * 1e-2,
+                per_graph=batch, max_steps=10 ** 5)
+    exact = torch.stack([torch.linalg.matrix_exp(a * t) @ y0 for t in times])
+    assert (sol.ys - exact).abs().max() <= 50 * rtol * exact.abs().max()
+    if method == "auto":  # the two stiff graphs switch to RKC, the others stay with dopri5
+        assert sorted(g for g, _, m in sol.stats.graph_switches if m == "rkc") == [1, 2]
+    else:
+        assert sol.stats.graph_switches == []
+
+
+def test_auto_per_graph_is_batch_invariant_and_agrees_with_the_shared_solve():
+    mats, a, batch = symmetric_blocks([3, 5, 4, 6], [1.0, 3e2, 1e4, 3.0])
+    y0 = torch.randn(18, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    kw = dict(method="auto", rtol=1e-6, atol=1e-8, max_steps=10 ** 5)
+    together = solve(lambda t, y: a @ y, y0, [0.0, 1.0], per_graph=batch, **kw)
+    start = 0
+    for g, m in enumerate(mats):
+        nodes = slice(start, start + m.size(0))
+        start += m.size(0)
+        one = torch.zeros(m.size(0), dtype=torch.long)
+        alone = solve(lambda t, y: m @ y, y0[nodes], [0.0, 1.0], per_graph=one, **kw)
+        assert (together.ys[-1][nodes] - alone.ys[-1]).abs().max() <= 1e-13
+        switched = [(t, meth) for h, t, meth in together.stats.graph_switches if h == g]
+        assert switched == [(t, meth) for _, t, meth in alone.stats.graph_switches]
+        # one graph on its own: the same decisions as the shared-step auto solve
+        shared = solve(lambda t, y: m @ y, y0[nodes], [0.0, 1.0], **kw)
+        assert [meth for _, meth in shared.stats.switches] == ["dopri5"] + [
+            meth for _, meth in switched]
+        assert (shared.ys[-1] - alone.ys[-1]).abs().max() <= 1e-9 * (1 + shared.ys[-1].abs().max())
+
+
+def test_auto_per_graph_saves_evaluations_on_stiff_graphs():
+    mats, a, batch = symmetric_blocks([6, 5, 7], [1.0, 3e2, 3e3])
+    y0 = torch.randn(18, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    kw = dict(rtol=1e-5, atol=1e-7, per_graph=batch, max_steps=10 ** 5)
+    auto = solve(lambda t, y: a @ y, y0, [0.0, 1.0], method="auto", **kw)
+    dopri5 = solve(lambda t, y: a @ y, y0, [0.0, 1.0], method="dopri5", **kw)
+    exact = torch.linalg.matrix_exp(a) @ y0
+    assert (auto.ys[-1] - exact).abs().max() <= 1e-4
+    assert auto.stats.nfe * 3 < dopri5.stats.nfe
+
+
+def test_gradients_through_per_graph_auto():
+    mats, a, batch = symmetric_blocks([3, 4], [1.0, 1e3])
+    a = a.clone().requires_grad_()
+    y0 = torch.randn(7, 2, dtype=torch.float64, requires_grad=True,
+                     generator=torch.Generator().manual_seed(4))
+    w = torch.randn(7, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    sol = solve(lambda t, y: a @ y, y0, [0.0, 0.5], method="auto", rtol=1e-8, atol=1e-10,
+                per_graph=batch, max_steps=10 ** 5)
+    assert any(m == "rkc" for _, _, m in sol.stats.graph_switches)
+    got = torch.autograd.grad((sol.ys[-1] * w).sum(), (y0, a))
+    want = torch.autograd.grad((torch.linalg.matrix_exp(0.5 * a) @ y0 * w).sum(), (y0, a))
+    # within the blocks only: an entry coupling two graphs has no meaning for a per-graph solve
+    inside = torch.block_diag(*[torch.ones_like(m) for m in mats]).bool()
+    for g, r in ((got[0], want[0]), (got[1][inside], want[1][inside])):
+        assert ((g - r).norm() / r.norm()).item() < 1e-5
+
+
+def test_per_graph_stiff_refusals():
+    from graphode.solvers import AutoSwitch
+    y0 = torch.randn(4, 2, dtype=torch.float64)
+    batch = torch.tensor([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="stiff_method='rkc'"):
+        solve(lambda t, y: -y, y0, [0.0, 1.0], method=AutoSwitch(stiff_method="kvaerno5"),
+              per_graph=batch)
+    with pytest.raises(ValueError, match="odeint_event needs an adaptive explicit"):
+        odeint_event(lambda t, y: -y, y0, torch.tensor(0.0), method="auto", per_graph=batch,
+                     event_fn=lambda t, y: torch.ones_like(t))
