@@ -213,3 +213,19 @@ def test_per_graph_stiff_refusals():
     with pytest.raises(ValueError, match="odeint_event needs an adaptive explicit"):
         odeint_event(lambda t, y: -y, y0, torch.tensor(0.0), method="auto", per_graph=batch,
                      event_fn=lambda t, y: torch.ones_like(t))
+
+
+def test_gde_layer_with_per_graph_auto():
+    graphs = random_graphs(4, seed=7)
+    for g in graphs:
+        g.edge_index = torch.cat([g.edge_index, g.edge_index.flip(0)], 1)  # undirected
+        g.edge_weight = None
+    batch = Batch.from_data_list(graphs)
+    layer = GDEConv(LinearDiffusion(4, weight=False, rate=3e3), t_span=(0.0, 1.0),
+                    method="auto", rtol=1e-5, atol=1e-7, gradient="autograd",
+                    per_graph_steps=True)
+    together = layer(batch.x, batch.edge_index, None, batch.batch)
+    assert {m for _, _, m in layer.stats.graph_switches} == {"rkc"}
+    for i, g in enumerate(graphs):
+        nodes = slice(int(batch.ptr[i]), int(batch.ptr[i + 1]))
+        assert (together[nodes] - layer(g.x, g.edge_index)).abs().max() <= 1e-12
