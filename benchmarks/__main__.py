@@ -36,7 +36,8 @@ def plan(quick: bool, device: str):
         ("per-graph step control (64 graphs of mixed stiffness)", per_graph,
          reps + dev + ["--graphs", "64"]),
         ("stiff graph diffusion (method='auto' against dopri5)", stiff,
-         ["--reps", "1" if quick else "3"] + dev + (["--rates", "100", "1000"] if quick else [])),
+         ["--reps", "1" if quick else "3"] + dev
+         + (["--rates", "100", "1000", "--graphs", "16"] if quick else [])),
         ("GRAND-style classifier to t = 18 (implicit against explicit)", stiff_classifier,
          dev + (["--epochs", "10", "--seeds", "1"] if quick else [])),
         ("graph SDE against torchsde (Cora-sized, diagonal noise)", sde,

@@ -13,17 +13,29 @@ same diffusion built from ``LinearDiffusion(rate=k)``, whose stages are one CG s
 the sparse operator), and torchdiffeq's ``implicit_adams`` on a fixed step beside them. NFE
 counts every field evaluation and every Jacobian-vector product.
 
+A second workload (``results/stiff_mixed_<device>``): the batch of 64 small graphs of
+benchmarks/per_graph.py with diffusion rates from 10^0 to 10^4, float64, 8 channels, rtol 1e-4,
+atol 1e-6, t in [0, 1], forward solves: per-graph ``auto`` (each graph switches to RKC on its
+own) and ``rkc`` against per-graph dopri5, and the shared-step solves beside them; "drift vs
+alone" is the largest change of a graph's answer between the batch and its solve alone,
+"alone, nudged" the largest change of a graph's answer alone when its input is multiplied by
+1 + 1e-15 (how far round-off alone moves it), and the error is against a tight solve.
+``--directed`` draws random directed graphs instead, whose complex spectra RKC is not built
+for (``results/stiff_mixed_directed_<device>``).
+
     MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=4294967296 \
-        python -m benchmarks.stiff
+        python -m benchmarks.stiff [--workloads cora mixed]
 """
 from __future__ import annotations
 
 import torch
 import torchdiffeq
+from torch_geometric.data import Batch
 from torch_geometric.utils import add_self_loops, degree
 
 import graphode
 from benchmarks.common import CallCounter, bench_args, cora_graph, paired, write_results
+from benchmarks.per_graph import field_for, mixed_graphs
 from graphode.nn import GraphVectorField, LinearDiffusion
 
 
@@ -39,7 +51,67 @@ class Heat(torch.nn.Module):
 def main(argv=None) -> list:
     args = bench_args(__doc__, argv, **{
         "--rates": dict(type=float, nargs="+", default=[1e2, 1e3, 1e4]),
-        "--adams-step": dict(type=float, default=0.01, help="torchdiffeq implicit_adams step")})
+        "--adams-step": dict(type=float, default=0.01, help="torchdiffeq implicit_adams step"),
+        "--workloads": dict(nargs="+", choices=["cora", "mixed"], default=["cora", "mixed"]),
+        "--graphs": dict(type=int, default=64, help="graphs in the mixed batch"),
+        "--directed": dict(action="store_true", help="mixed batch: random directed graphs "
+                           "(complex spectra) instead of undirected ones")})
+    rows = cora(args) if "cora" in args.workloads else []
+    if "mixed" in args.workloads:
+        rows += mixed(args)
+    return rows
+
+
+def mixed(args) -> list:
+    """Per-graph ``auto`` and ``rkc`` on a batch of graphs of mixed stiffness."""
+    device = args.device
+    graphs = [g.to(device) for g in mixed_graphs(args.graphs, decades=(0.0, 4.0),
+                                                 directed=args.directed)]
+    batch = Batch.from_data_list(graphs)
+    field = field_for(batch)
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    kw = dict(rtol=1e-4, atol=1e-6, max_steps=10 ** 6)
+
+    def run(method, per_graph, f=field, x=batch.x, b=batch.batch):
+        return lambda: graphode.solve(f, x, t, method=method,
+                                      per_graph=b if per_graph else None, **kw)
+    with torch.no_grad():
+        reference = graphode.solve(field, batch.x, t, method="dopri5", rtol=1e-10,
+                                   atol=1e-12, max_steps=10 ** 7).ys[-1]
+        baseline = run("dopri5", True)
+        base_sol = baseline()
+        rows = []
+        for name, method, per_graph in (("per-graph auto", "auto", True),
+                                        ("per-graph rkc", "rkc", True),
+                                        ("per-graph dopri5", "dopri5", True),
+                                        ("shared auto", "auto", False),
+                                        ("shared dopri5", "dopri5", False)):
+            sol = run(method, per_graph)()
+            drift = sensitivity = 0.0
+            for i, g in enumerate(graphs):
+                one = torch.zeros(g.num_nodes, dtype=torch.long, device=device)
+                alone = run(method, per_graph, field_for(g), g.x, one)().ys[-1]
+                nudged = run(method, per_graph, field_for(g), g.x * (1 + 1e-15), one)().ys[-1]
+                nodes = slice(int(batch.ptr[i]), int(batch.ptr[i + 1]))
+                drift = max(drift, float((sol.ys[-1][nodes] - alone).abs().max()))
+                sensitivity = max(sensitivity, float((nudged - alone).abs().max()))
+            timing = paired(lambda: run(method, per_graph)().ys, lambda: baseline().ys,
+                            reps=args.reps, warmup=1, device=device)
+            rows.append({"solver": name, "baseline": "per-graph dopri5", **timing,
+                         "nfe_graphode": sol.stats.nfe, "nfe_baseline": base_sol.stats.nfe,
+                         "switched": len({g for g, _, m in sol.stats.graph_switches
+                                          if m == "rkc"}) if per_graph else "",
+                         "drift_vs_alone": drift, "alone_nudged_1e-15": sensitivity,
+                         "rel_err": float((sol.ys[-1] - reference).norm() / reference.norm())})
+    write_results(f"stiff_mixed{'_directed' if args.directed else ''}_{device.type}", rows,
+                  ["solver", "baseline", "ratio", "ratio_min", "ratio_max", "ms_graphode",
+                   "ms_baseline", "nfe_graphode", "nfe_baseline", "switched", "drift_vs_alone",
+                   "alone_nudged_1e-15", "rel_err"])
+    return rows
+
+
+def cora(args) -> list:
+    """Stiff diffusion on Cora (the module's first workload)."""
     device = args.device
     edge_index, graph = cora_graph()
     n = int(edge_index.max()) + 1
