@@ -21,7 +21,10 @@ stages. A step evaluates the batch once per stage: dopri5's six stages while any
 non-stiff, and as many RKC stages as the stiffest graph needs while any graph is stiff; a graph
 whose RKC step needs fewer stages keeps its result through the others unchanged (coefficients
 ``mu = 1, nu = 0``), so its answer is still its own. Graphs stiff and non-stiff in the same step
-cost both passes; a batch whose non-stiff graphs have finished pays for RKC alone.
+cost both passes; a batch whose non-stiff graphs have finished pays for RKC alone. Besides the
+step's one synchronisation, a new spectral-radius estimate (every ``rho_every`` accepted
+steps of a graph, and after its rejections) reads once per power iteration, and the graphs'
+switches are read with the next step's synchronisation.
 """
 from __future__ import annotations
 
