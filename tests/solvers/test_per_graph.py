@@ -72,7 +72,7 @@ def test_batch_invariance_with_63_other_graphs():
         alone_shared = gde(False)(g.x, g.edge_index, g.edge_weight)
         worst_shared = max(worst_shared, float((shared[nodes] - alone_shared).abs().max()))
     # A shared step makes each graph's answer depend on its batch mates (here: more accurate
-    # for the easy graphs, at the cost of the stiffest graph's steps for everyone).
+    # for the easy graphs, at the cost of the hardest graph's steps for everyone).
     assert worst_shared > 0.0
 
 
