@@ -277,7 +277,9 @@ def _check_gradient_support(solver: Optional[Solver], gradient: str, per_graph: 
             f"got {gradient!r}" + (
                 ": checkpointing replays recorded Runge-Kutta steps one at a time; use "
                 "gradient='adjoint' or 'autograd', or a Runge-Kutta method"
-                if gradient == "checkpoint" else ""))
+                if gradient == "checkpoint" else "") + (
+                f": {solver.gradient_notes[gradient]}" if gradient in solver.gradient_notes
+                else ""))
     if per_graph is not None and not (isinstance(solver, RKC)
                                       and getattr(solver, "stiff_method", "rkc") == "rkc"):
         raise ValueError(f"per_graph step control needs an explicit Runge-Kutta method (dopri5, "
@@ -337,8 +339,9 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
             diffusion), ``auto`` (dopri5, switching to RKC where the problem is stiff),
             the implicit ``implicit_euler``, ``trapezoid`` (fixed grids), ``trbdf2``,
             ``kvaerno3``, ``kvaerno5`` (see :mod:`graphode.solvers.implicit`), the IMEX
-            ``kencarp3`` (:mod:`graphode.solvers.imex`),
-            ``scipy_solver`` (no gradients). Checkpointing, per-graph control and
+            ``kencarp3`` (:mod:`graphode.solvers.imex`), ``expm`` (the exact flow of a
+            symmetric linear graph diffusion by a Chebyshev series,
+            :mod:`graphode.solvers.exponential`), ``scipy_solver`` (no gradients). Checkpointing, per-graph control and
             ``compile`` need a Runge-Kutta method.
         rtol, atol: relative and absolute tolerances of adaptive solves.
         step_size: fixed step size; the methods without an error estimate step on ``t`` itself

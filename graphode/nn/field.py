@@ -168,8 +168,21 @@ class _DiffusionPlan:
             symmetric = bool(is_undirected(self.edge_index, self.edge_weight, n)) and (
                 weight is None or bool(torch.equal(weight, weight.T)))
             self._operator = JacobianOperator(self, diagonal=(diag - 1.0) * conv.rate,
-                                              symmetric=symmetric, linear=True)
+                                              symmetric=symmetric, linear=True,
+                                              spectrum=self._spectrum() if symmetric else None)
         return self._operator
+
+    def _spectrum(self) -> Optional[Tuple[float, float]]:
+        """An interval holding the eigenvalues of ``k ((1 - alpha) A_hat (.) W - I)``: with
+        non-negative edge weights ``A_hat``'s lie in [-1, 1] (it is similar to a
+        row-stochastic matrix), and a symmetric ``W``'s in ``[-rho, rho]``."""
+        if self.edge_weight.numel() and float(self.edge_weight.min()) < 0.0:
+            return None
+        conv = self.conv
+        rho = 1.0 if conv.weight is None else float(
+            torch.linalg.eigvalsh(conv.weight.detach().double()).abs().max())
+        reach = (1.0 - conv.alpha) * rho
+        return (conv.rate * (-reach - 1.0), conv.rate * (reach - 1.0))
 
 
 def _diffusion_plan(conv, edge_index, edge_weight, n, dtype, device) -> Optional[Plan]:

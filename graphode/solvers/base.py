@@ -36,6 +36,7 @@ class Solver:
     - ``gradients``: the gradient modes it supports (``"checkpoint"`` needs steps that can be
       replayed one at a time: ``integrate`` appends them to ``record`` as
       :class:`~graphode.solvers.integrate.Replay` entries);
+    - ``gradient_notes``: the reason a mode outside ``gradients`` is refused, by mode;
     - ``options``: the extra option names it takes (through :meth:`configure`).
     """
 
@@ -43,6 +44,8 @@ class Solver:
     adaptive: bool = True
     tableau: ButcherTableau = METHODS["dopri5"]
     gradients: Tuple[str, ...] = ("autograd", "adjoint")
+    #: why a gradient mode outside ``gradients`` is refused, where the reason is the solver's own
+    gradient_notes: Dict[str, str] = {}
     options: FrozenSet[str] = frozenset()
 
     def configure(self, **options: Any) -> "Solver":

@@ -150,12 +150,15 @@ class JacobianOperator:
         symmetric: whether ``J`` is symmetric (then the stage systems are solved by CG).
         linear: whether the field is affine in ``y`` with this ``J`` at every state and time
             (then a stage needs one linear solve and no Newton iteration).
+        spectrum: ``(low, high)``, an interval of the real axis holding every eigenvalue of
+            a symmetric ``J``, or ``None`` when unknown (``method="expm"`` needs it).
     """
 
     matvec: Callable[[Tensor], Tensor]
     diagonal: Optional[Tensor] = None
     symmetric: bool = False
     linear: bool = False
+    spectrum: Optional[Tuple[float, float]] = None
 
 
 def _dot(x: Tensor, y: Tensor) -> Tensor:

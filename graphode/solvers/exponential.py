@@ -1,0 +1,251 @@
+"""``method="expm"``: the exact flow of a linear graph diffusion, by a Chebyshev series.
+
+A field that is affine in the state with a symmetric operator of known spectrum,
+``f(t, y) = J y + s`` (a :class:`~graphode.nn.LinearDiffusion` bound by
+:class:`~graphode.nn.GraphVectorField` on an undirected graph, with or without a constant
+source such as CGNN's), has the solution
+
+    y(t) = exp(d J) y0 + d phi1(d J) s,    d = t - t0,    phi1(z) = (e^z - 1) / z.
+
+With ``J``'s eigenvalues in ``[low, high]`` (the field's
+:class:`~graphode.solvers.implicit.JacobianOperator` says so), ``S = (J - c) / r`` (``c`` and
+``r`` the interval's centre and half-width) has its eigenvalues in ``[-1, 1]``, and both
+functions of ``J`` are expanded in Chebyshev polynomials of ``S``, ``g(J) = sum_k a_k T_k(S)``.
+The vectors ``T_k(S) y0`` come from the three-term recurrence, one operator product each,
+shared by every output time. ``S`` is symmetric, so ``||T_k(S)|| <= 1`` and the truncated
+series errs by at most ``sum_{k > K} |a_k|`` times the vector's norm; the degree ``K`` is the
+smallest that keeps the error's Frobenius norm within ``rtol ||y0|| + atol sqrt(n)`` (the
+adaptive methods' RMS criterion, measured against the initial state), or the round-off of
+the coefficients where the tolerance asks for less.
+
+There are no steps and no stability limit: on a long or stiff horizon the degree grows as
+the square root of ``|d| (high - low)``, where an explicit method's steps grow linearly
+(GRAND's diffusion to t = 18 needs degree 23 at rtol 1e-3; the heat equation with rate
+10,000 over [0, 1], about 700). Gradients flow through the recurrence: ``"autograd"``
+backpropagates through it (for a parameter-free operator nothing is stored per product) and
+``"checkpoint"`` recomputes it in the backward pass. Operator products are counted as
+evaluations in :class:`~graphode.SolverStats`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .base import Func, Solver, register
+
+__all__ = ["Exponential", "chebyshev_coefficients"]
+
+
+def chebyshev_coefficients(g: Callable[[np.ndarray], np.ndarray], points: int) -> np.ndarray:
+    """The coefficients ``a_0 .. a_{points-1}`` of the Chebyshev interpolant of ``g`` on
+    ``[-1, 1]`` through the ``points`` Chebyshev-Gauss points (a type-II cosine transform,
+    float64): ``g(x) ~ sum_k a_k T_k(x)``."""
+    from scipy.fft import dct
+    theta = math.pi * (np.arange(points) + 0.5) / points
+    a = dct(g(np.cos(theta)), type=2) / points
+    a[0] /= 2.0
+    return a
+
+
+def _exp_and_phi1(d: float, centre: float, half: float) -> Tuple[Callable, Callable]:
+    """``x -> exp(d z)`` and ``x -> d phi1(d z) = expm1(d z) / z`` with ``z = centre + half x``."""
+    def exp(x: np.ndarray) -> np.ndarray:
+        return np.exp(d * (centre + half * x))
+
+    def phi1(x: np.ndarray) -> np.ndarray:
+        z = centre + half * x
+        safe = np.where(z == 0.0, 1.0, z)
+        return np.where(z == 0.0, d, np.expm1(d * z) / safe)
+    return exp, phi1
+
+
+def _series(g: Callable[[np.ndarray], np.ndarray], budget: float, max_degree: int,
+            start: int) -> np.ndarray:
+    """Chebyshev coefficients of ``g`` truncated where the tail's absolute sum first falls
+    within ``budget`` (floored at the coefficients' round-off). The number of points doubles
+    until the upper half of the coefficients is round-off, so the tail is computed in full."""
+    points = start
+    while True:
+        a = chebyshev_coefficients(g, points)
+        if not np.all(np.isfinite(a)):
+            raise OverflowError("the flow overflows float64 over this interval")
+        scale = float(np.abs(a).max()) or 1.0
+        noise = 8.0 * np.finfo(np.float64).eps * points * scale
+        half = points // 2
+        if float(np.abs(a[half:]).max()) <= noise or half > max_degree:
+            break
+        points *= 2
+    a = a[:half]
+    # tail[k] = sum_{j >= k} |a_j|: the error of the series cut after degree k - 1
+    tail = np.append(np.cumsum(np.abs(a)[::-1])[::-1], 0.0)
+    within = np.nonzero(tail[1:] <= max(budget, noise))[0]
+    if not len(within) or within[0] > max_degree:
+        raise _DegreeExceeded(int(within[0]) if len(within) else half)
+    return a[:within[0] + 1]
+
+
+class _DegreeExceeded(Exception):
+    def __init__(self, degree: int):
+        super().__init__(degree)
+        self.degree = degree
+
+
+class Exponential(Solver):
+    """The exact flow of a symmetric linear (or affine) graph diffusion by a Chebyshev series
+    of the matrix exponential; see the module's description.
+
+    Args:
+        max_degree: the most operator products per series; a tolerance that needs more is
+            refused with the degree it would take.
+    """
+
+    name = "expm"
+    adaptive = True
+    gradients = ("autograd", "checkpoint")
+    gradient_notes = {
+        "adjoint": "the series has no steps to solve backwards; 'autograd' backpropagates "
+                   "through it with as many operator products as the forward pass, and "
+                   "'checkpoint' recomputes it in the backward pass"}
+    options = frozenset({"max_degree"})
+
+    def __init__(self, max_degree: int = 10_000):
+        if not isinstance(max_degree, int) or max_degree < 1:
+            raise ValueError(f"max_degree must be a positive integer, got {max_degree!r}")
+        self.max_degree = max_degree
+
+    def settings(self) -> Dict[str, Any]:
+        return {"max_degree": self.max_degree}
+
+    # ------------------------------------------------------------------ checks
+    def _refuse_settings(self, config: Any) -> None:
+        for option, value in (("step_size", config.step_size), ("grid", config.grid),
+                              ("event", config.event)):
+            if value is not None:
+                raise ValueError(f"method='expm' evaluates the exact flow without steps, so it "
+                                 f"takes no {option}; drop it, or use a Runge-Kutta or "
+                                 f"implicit method")
+        if config.jump_t:
+            raise ValueError("method='expm' needs a field that is the same at every time; it "
+                             "takes no jump_t (solve the pieces separately)")
+
+    def _operator(self, func: Func, t: Tensor, y0: Tensor) -> Any:
+        source = getattr(func, "jacobian_operator", None)
+        op = source(t, y0) if callable(source) else None
+        if op is None or not op.linear or not op.symmetric or op.spectrum is None:
+            why = ("the field does not say what its Jacobian is" if op is None else
+                   "the field is not linear" if not op.linear else
+                   "its operator is not symmetric (a directed graph, or a weight W that is "
+                   "not symmetric)" if not op.symmetric else
+                   "the interval of its spectrum is unknown (negative edge weights)")
+            raise ValueError(
+                f"method='expm' solves linear graph diffusions with a symmetric operator "
+                f"exactly, but {why}. It needs a GraphVectorField (GDEConv's field) holding "
+                f"one LinearDiffusion on an undirected graph with non-negative edge weights "
+                f"and no or a symmetric weight; for other fields use method='auto' or an "
+                f"implicit method such as 'kvaerno5'")
+        return op
+
+    # ------------------------------------------------------------------ solve
+    def integrate(self, func: Func, y0: Tensor, times: Sequence[float], config: Any, stats: Any,
+                  record: Optional[List[Any]] = None) -> List[Tensor]:
+        from .integrate import Replay, SolveError, SolverStats, _time_tensor, check_finite_outputs
+        self._refuse_settings(config)
+        t0 = _time_tensor(times[0], y0)
+        op = self._operator(func, t0, y0)
+        low, high = op.spectrum
+        centre, half = 0.5 * (high + low), max(0.5 * (high - low), 1e-12 * (1.0 + abs(low)))
+
+        def source_of(y: Tensor, counted: Any) -> Tensor:
+            counted.nfe += 2
+            return func(t0, y) - op.matvec(y)
+
+        s = source_of(y0, stats)
+        with torch.no_grad():
+            has_source = bool(torch.count_nonzero(s))
+            if has_source:
+                # the source must be the same at every time: one evaluation at the end says
+                stats.nfe += 2
+                late = func(_time_tensor(times[-1], y0), y0) - op.matvec(y0)
+                if not torch.allclose(late, s, rtol=1e-10, atol=1e-12 * float(s.abs().max())):
+                    raise ValueError("method='expm' needs a field that does not change with "
+                                     "time, but its source term does; use method='auto' or "
+                                     "an implicit method such as 'kvaerno5'")
+            norms = [float(torch.linalg.vector_norm(v))
+                     for v in ((y0, s) if has_source else (y0,))]
+        n = y0.numel()
+        allowed = config.rtol * norms[0] + config.atol * math.sqrt(n)
+        share = allowed / len(norms)
+        reach = max(abs(times[j] - times[0]) for j in range(len(times))) * half
+        start = 1 << max(6, math.ceil(math.log2(4.0 * (reach + 8.0 * math.sqrt(reach) + 16.0))))
+        coefficients: List[List[np.ndarray]] = []
+        try:
+            for j in range(1, len(times)):
+                exp, phi1 = _exp_and_phi1(times[j] - times[0], centre, half)
+                pair = [_series(exp, share / max(norms[0], 1e-300), self.max_degree, start)]
+                if has_source:
+                    pair.append(_series(phi1, share / max(norms[1], 1e-300), self.max_degree,
+                                        start))
+                coefficients.append(pair)
+        except _DegreeExceeded as error:
+            raise SolveError(
+                f"method='expm' would need {error.degree} operator products to reach "
+                f"t={times[-1]:.6g} within rtol={config.rtol:g}, atol={config.atol:g}; raise "
+                f"max_degree (method=Exponential(max_degree=...)) or loosen the tolerances",
+                times[0], math.nan, [y0]) from None
+        except OverflowError:
+            raise SolveError(f"method='expm': the flow grows beyond float64 between "
+                             f"t={times[0]:.6g} and t={times[-1]:.6g}", times[0], math.nan,
+                             [y0]) from None
+
+        def apply(y: Tensor, counted: Any, source: Optional[Tensor] = None) -> List[Tensor]:
+            def product(v: Tensor) -> Tensor:
+                counted.nfe += 1
+                return (op.matvec(v) - centre * v) / half
+
+            outs = _sum_series(product, y, [pair[0] for pair in coefficients])
+            if has_source:
+                source = source_of(y, counted) if source is None else source
+                outs = [a + b for a, b in zip(outs, _sum_series(
+                    product, source, [pair[1] for pair in coefficients]))]
+            return outs
+
+        if record is not None:
+            again = SolverStats()
+            record.append(Replay(y0, (), [], lambda y, _: (y, (), []), again))
+            outputs = [(j, (times[j] - times[0]) / (times[-1] - times[0]))
+                       for j in range(1, len(times))]
+
+            def replay(y: Tensor, _: Tuple[Tensor, ...]
+                       ) -> Tuple[Tensor, Tuple[Tensor, ...], List[Tensor]]:
+                outs = apply(y, again)
+                return outs[-1], (), outs
+            record.append(Replay(y0.detach(), (), outputs, replay, again))
+        ys = [y0] + apply(y0, stats, s)
+        stats.n_accepted += 1
+        if config.check_finite:
+            check_finite_outputs(ys, times, list(times))
+        return ys
+
+
+def _sum_series(product: Callable[[Tensor], Tensor], v: Tensor,
+                series: Sequence[np.ndarray]) -> List[Tensor]:
+    """``sum_k a_k T_k(S) v`` for each coefficient array ``a`` in ``series``, the vectors
+    ``T_k(S) v`` formed once by the recurrence ``T_{k+1} = 2 S T_k - T_{k-1}``."""
+    degree = max(len(a) for a in series) - 1
+    outs = [float(a[0]) * v for a in series]
+    previous, current = v, (product(v) if degree >= 1 else v)
+    for k in range(1, degree + 1):
+        if k > 1:
+            previous, current = current, 2.0 * product(current) - previous
+        outs = [out + float(a[k]) * current if k < len(a) else out
+                for out, a in zip(outs, series)]
+    return outs
+
+
+@register("expm")
+def _expm() -> Solver:
+    return Exponential()
