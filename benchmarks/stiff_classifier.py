@@ -36,6 +36,8 @@ SOLVERS = [
     ("dopri5, checkpoint", "dopri5", "checkpoint"),
     ("trbdf2, checkpoint", "trbdf2", "checkpoint"),
     ("kvaerno5, checkpoint", "kvaerno5", "checkpoint"),
+    ("expm, autograd", "expm", "autograd"),
+    ("expm, checkpoint", "expm", "checkpoint"),
 ]
 
 

@@ -20,8 +20,8 @@ the coefficients where the tolerance asks for less.
 
 There are no steps and no stability limit: on a long or stiff horizon the degree grows as
 the square root of ``|d| (high - low)``, where an explicit method's steps grow linearly
-(GRAND's diffusion to t = 18 needs degree 23 at rtol 1e-3; the heat equation with rate
-10,000 over [0, 1], about 700). Gradients flow through the recurrence: ``"autograd"``
+(GRAND's diffusion on Cora to t = 18 takes 14 operator products at rtol 1e-3, where dopri5
+takes 86 evaluations). Gradients flow through the recurrence: ``"autograd"``
 backpropagates through it (for a parameter-free operator nothing is stored per product) and
 ``"checkpoint"`` recomputes it in the backward pass. Operator products are counted as
 evaluations in :class:`~graphode.SolverStats`.
