@@ -10,8 +10,9 @@ Rows: ``auto`` and graphode's dopri5 against torchdiffeq's dopri5; the implicit 
 against graphode's dopri5 (``kvaerno5`` on the field as a plain module, its stage systems
 solved by Newton-GMRES with finite-difference products; ``kvaerno5`` and ``trbdf2`` on the
 same diffusion built from ``LinearDiffusion(rate=k)``, whose stages are one CG solve with
-the sparse operator), and torchdiffeq's ``implicit_adams`` on a fixed step beside them. NFE
-counts every field evaluation and every Jacobian-vector product.
+the sparse operator; ``expm``, the exact flow of that diffusion by a Chebyshev series of the
+operator), and torchdiffeq's ``implicit_adams`` on a fixed step beside them. NFE counts every
+field evaluation, every Jacobian-vector product and every operator product.
 
 A second workload (``results/stiff_mixed_<device>``): the batch of 64 small graphs of
 benchmarks/per_graph.py with diffusion rates from 10^0 to 10^4, float64, 8 channels, rtol 1e-4,
@@ -168,6 +169,7 @@ def cora(args) -> list:
                 ("kvaerno5, Newton-GMRES", implicit("kvaerno5", field)),
                 ("kvaerno5, operator CG", implicit("kvaerno5", diffusion)),
                 ("trbdf2, operator CG", implicit("trbdf2", diffusion)),
+                ("expm, operator Chebyshev series", implicit("expm", diffusion)),
             ]
             for name, run in candidates:
                 sol = run()

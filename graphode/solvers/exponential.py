@@ -13,10 +13,12 @@ With ``J``'s eigenvalues in ``[low, high]`` (the field's
 functions of ``J`` are expanded in Chebyshev polynomials of ``S``, ``g(J) = sum_k a_k T_k(S)``.
 The vectors ``T_k(S) y0`` come from the three-term recurrence, one operator product each,
 shared by every output time. ``S`` is symmetric, so ``||T_k(S)|| <= 1`` and the truncated
-series errs by at most ``sum_{k > K} |a_k|`` times the vector's norm; the degree ``K`` is the
-smallest that keeps the error's Frobenius norm within ``rtol ||y0|| + atol sqrt(n)`` (the
-adaptive methods' RMS criterion, measured against the initial state), or the round-off of
-the coefficients where the tolerance asks for less.
+series errs by at most ``sum_{k > K} |a_k|`` times the vector's norm. The degree ``K`` is the
+smallest that keeps the error's Frobenius norm within ``rtol ||y(t)|| + atol sqrt(n)`` at
+every output time (the adaptive methods' RMS criterion, measured against the solution), or
+the round-off of the coefficients where the tolerance asks for less: a first degree from the
+initial state's norm, then, with the solution's norms known (one read from the device), the
+recurrence goes on as far as the solution's tolerance asks.
 
 There are no steps and no stability limit: on a long or stiff horizon the degree grows as
 the square root of ``|d| (high - low)``, where an explicit method's steps grow linearly
@@ -63,29 +65,60 @@ def _exp_and_phi1(d: float, centre: float, half: float) -> Tuple[Callable, Calla
     return exp, phi1
 
 
-def _series(g: Callable[[np.ndarray], np.ndarray], budget: float, max_degree: int,
-            start: int) -> np.ndarray:
-    """Chebyshev coefficients of ``g`` truncated where the tail's absolute sum first falls
-    within ``budget`` (floored at the coefficients' round-off). The number of points doubles
-    until the upper half of the coefficients is round-off, so the tail is computed in full."""
-    points = start
-    while True:
-        a = chebyshev_coefficients(g, points)
-        if not np.all(np.isfinite(a)):
-            raise OverflowError("the flow overflows float64 over this interval")
-        scale = float(np.abs(a).max()) or 1.0
-        noise = 8.0 * np.finfo(np.float64).eps * points * scale
-        half = points // 2
-        if float(np.abs(a[half:]).max()) <= noise or half > max_degree:
-            break
-        points *= 2
-    a = a[:half]
-    # tail[k] = sum_{j >= k} |a_j|: the error of the series cut after degree k - 1
-    tail = np.append(np.cumsum(np.abs(a)[::-1])[::-1], 0.0)
-    within = np.nonzero(tail[1:] <= max(budget, noise))[0]
-    if not len(within) or within[0] > max_degree:
-        raise _DegreeExceeded(int(within[0]) if len(within) else half)
-    return a[:within[0] + 1]
+class _Series:
+    """The Chebyshev coefficients of ``g`` with their tail sums: the points double until the
+    upper half of the coefficients is round-off, so every tail is computed in full."""
+
+    def __init__(self, g: Callable[[np.ndarray], np.ndarray], start: int, max_degree: int):
+        points = start
+        while True:
+            a = chebyshev_coefficients(g, points)
+            if not np.all(np.isfinite(a)):
+                raise OverflowError("the flow overflows float64 over this interval")
+            scale = float(np.abs(a).max()) or 1.0
+            self.noise = 8.0 * np.finfo(np.float64).eps * points * scale
+            half = points // 2
+            if float(np.abs(a[half:]).max()) <= self.noise or half > max_degree:
+                break
+            points *= 2
+        self.a = a[:half]
+        # tail[k] = sum_{j >= k} |a_j|: the error of the series cut after degree k - 1
+        self.tail = np.append(np.cumsum(np.abs(self.a)[::-1])[::-1], 0.0)
+        self.max_degree = max_degree
+
+    def degree(self, budget: float) -> int:
+        """The smallest degree whose error bound is within ``budget`` (floored at the
+        coefficients' round-off)."""
+        within = np.nonzero(self.tail[1:] <= max(budget, self.noise))[0]
+        if not len(within) or within[0] > self.max_degree:
+            raise _DegreeExceeded(int(within[0]) if len(within) else len(self.a))
+        return int(within[0])
+
+    def __getitem__(self, k: int) -> float:
+        return float(self.a[k]) if k < len(self.a) else 0.0
+
+
+class _Recurrence:
+    """``sum_{k <= K} a_k T_k(S) v`` for several coefficient series at once, the vectors
+    ``T_k(S) v`` formed by ``T_{k+1} = 2 S T_k - T_{k-1}`` (one product each) and the sums
+    extended in place when a higher degree ``K`` is asked for."""
+
+    def __init__(self, product: Callable[[Tensor], Tensor], v: Tensor, series: Sequence[_Series]):
+        self.product, self.series = product, series
+        self.degree = 0
+        self.previous: Optional[Tensor] = None
+        self.current = v
+        self.sums = [s[0] * v for s in series]
+
+    def extend(self, degree: int) -> List[Tensor]:
+        while self.degree < degree:
+            k = self.degree + 1
+            s_v = self.product(self.current)
+            following = s_v if self.previous is None else 2.0 * s_v - self.previous
+            self.previous, self.current = self.current, following
+            self.sums = [out + s[k] * following for out, s in zip(self.sums, self.series)]
+            self.degree = k
+        return self.sums
 
 
 class _DegreeExceeded(Exception):
@@ -177,41 +210,62 @@ class Exponential(Solver):
             norms = [float(torch.linalg.vector_norm(v))
                      for v in ((y0, s) if has_source else (y0,))]
         n = y0.numel()
-        allowed = config.rtol * norms[0] + config.atol * math.sqrt(n)
-        share = allowed / len(norms)
+        parts = 2 if has_source else 1
         reach = max(abs(times[j] - times[0]) for j in range(len(times))) * half
         start = 1 << max(6, math.ceil(math.log2(4.0 * (reach + 8.0 * math.sqrt(reach) + 16.0))))
-        coefficients: List[List[np.ndarray]] = []
         try:
+            series: List[List[_Series]] = [[], []]  # per output time: exp, phi1
             for j in range(1, len(times)):
                 exp, phi1 = _exp_and_phi1(times[j] - times[0], centre, half)
-                pair = [_series(exp, share / max(norms[0], 1e-300), self.max_degree, start)]
+                series[0].append(_Series(exp, start, self.max_degree))
                 if has_source:
-                    pair.append(_series(phi1, share / max(norms[1], 1e-300), self.max_degree,
-                                        start))
-                coefficients.append(pair)
+                    series[1].append(_Series(phi1, start, self.max_degree))
+
+            def degrees(allowed: Sequence[float]) -> List[int]:
+                """The degree of each part's series for errors within ``allowed`` (per output
+                time), the allowance shared equally between the parts."""
+                return [max(sj.degree(a / parts / max(norm, 1e-300))
+                            for sj, a in zip(series[i], allowed))
+                        for i, norm in enumerate(norms)]
+
+            # a first degree from the initial state's norm, then, with the solution's norms
+            # known, as many more products as the tolerance at the solution asks for
+            first = degrees([config.rtol * norms[0] + config.atol * math.sqrt(n)] *
+                            (len(times) - 1))
         except _DegreeExceeded as error:
-            raise SolveError(
-                f"method='expm' would need {error.degree} operator products to reach "
-                f"t={times[-1]:.6g} within rtol={config.rtol:g}, atol={config.atol:g}; raise "
-                f"max_degree (method=Exponential(max_degree=...)) or loosen the tolerances",
-                times[0], math.nan, [y0]) from None
+            raise self._too_many(error.degree, times, config, y0) from None
         except OverflowError:
             raise SolveError(f"method='expm': the flow grows beyond float64 between "
                              f"t={times[0]:.6g} and t={times[-1]:.6g}", times[0], math.nan,
                              [y0]) from None
 
-        def apply(y: Tensor, counted: Any, source: Optional[Tensor] = None) -> List[Tensor]:
+        def run(y: Tensor, counted: Any, source: Optional[Tensor] = None
+                ) -> List[_Recurrence]:
             def product(v: Tensor) -> Tensor:
                 counted.nfe += 1
                 return (op.matvec(v) - centre * v) / half
 
-            outs = _sum_series(product, y, [pair[0] for pair in coefficients])
+            out = [_Recurrence(product, y, series[0])]
             if has_source:
                 source = source_of(y, counted) if source is None else source
-                outs = [a + b for a, b in zip(outs, _sum_series(
-                    product, source, [pair[1] for pair in coefficients]))]
-            return outs
+                out.append(_Recurrence(product, source, series[1]))
+            return out
+
+        def total(parts_: Sequence[_Recurrence], want: Sequence[int]) -> List[Tensor]:
+            sums = [r.extend(d) for r, d in zip(parts_, want)]
+            return [sum(terms[1:], terms[0]) for terms in zip(*sums)]
+
+        recurrences = run(y0, stats, s)
+        outs = total(recurrences, first)
+        with torch.no_grad():
+            reached = torch.stack([torch.linalg.vector_norm(o) for o in outs]).tolist()
+        try:
+            final = [max(a, b) for a, b in zip(first, degrees(
+                [config.rtol * r + config.atol * math.sqrt(n) for r in reached]))]
+        except _DegreeExceeded as error:
+            raise self._too_many(error.degree, times, config, y0) from None
+        if final != first:
+            outs = total(recurrences, final)
 
         if record is not None:
             again = SolverStats()
@@ -221,29 +275,23 @@ class Exponential(Solver):
 
             def replay(y: Tensor, _: Tuple[Tensor, ...]
                        ) -> Tuple[Tensor, Tuple[Tensor, ...], List[Tensor]]:
-                outs = apply(y, again)
-                return outs[-1], (), outs
+                replayed = total(run(y, again), final)
+                return replayed[-1], (), replayed
             record.append(Replay(y0.detach(), (), outputs, replay, again))
-        ys = [y0] + apply(y0, stats, s)
+        ys = [y0] + outs
         stats.n_accepted += 1
         if config.check_finite:
             check_finite_outputs(ys, times, list(times))
         return ys
 
-
-def _sum_series(product: Callable[[Tensor], Tensor], v: Tensor,
-                series: Sequence[np.ndarray]) -> List[Tensor]:
-    """``sum_k a_k T_k(S) v`` for each coefficient array ``a`` in ``series``, the vectors
-    ``T_k(S) v`` formed once by the recurrence ``T_{k+1} = 2 S T_k - T_{k-1}``."""
-    degree = max(len(a) for a in series) - 1
-    outs = [float(a[0]) * v for a in series]
-    previous, current = v, (product(v) if degree >= 1 else v)
-    for k in range(1, degree + 1):
-        if k > 1:
-            previous, current = current, 2.0 * product(current) - previous
-        outs = [out + float(a[k]) * current if k < len(a) else out
-                for out, a in zip(outs, series)]
-    return outs
+    def _too_many(self, degree: int, times: Sequence[float], config: Any, y0: Tensor
+                  ) -> Exception:
+        from .integrate import SolveError
+        return SolveError(
+            f"method='expm' would need {degree} operator products to reach t={times[-1]:.6g} "
+            f"within rtol={config.rtol:g}, atol={config.atol:g}; raise max_degree "
+            f"(method=Exponential(max_degree=...)) or loosen the tolerances", times[0],
+            math.nan, [y0])
 
 
 @register("expm")
