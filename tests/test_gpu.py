@@ -54,3 +54,17 @@ def test_reduce_overhead_captures_the_solve_and_matches_eager():
     (g_ref,) = torch.autograd.grad(ref.pow(2).sum(), x)
     assert (out - ref).abs().max() <= 1e-4
     assert (g - g_ref).abs().max() <= 1e-3 * g_ref.abs().max()
+
+
+@cuda
+def test_expm_on_cuda_matches_cpu():
+    from torch_geometric.utils import to_undirected
+
+    from graphode.nn import LinearDiffusion
+    x = torch.randn(200, 8, dtype=torch.float64)
+    ei = to_undirected(torch.randint(0, 200, (2, 800)))
+    layer = GDEConv(LinearDiffusion(-1, weight=False, rate=50.0), t_span=(0.0, 2.0),
+                    method="expm", gradient="autograd", rtol=1e-9, atol=1e-12)
+    cpu = layer(x, ei)
+    gpu = layer.cuda()(x.cuda(), ei.cuda())
+    assert (gpu.cpu() - cpu).abs().max() <= 1e-10
