@@ -185,7 +185,14 @@ class Exponential(Solver):
     # ------------------------------------------------------------------ solve
     def integrate(self, func: Func, y0: Tensor, times: Sequence[float], config: Any, stats: Any,
                   record: Optional[List[Any]] = None) -> List[Tensor]:
-        from .integrate import Replay, SolveError, SolverStats, _time_tensor, check_finite_outputs
+        from .integrate import (
+            Replay,
+            SolveError,
+            SolverStats,
+            _non_finite,
+            _time_tensor,
+            check_finite_outputs,
+        )
         self._refuse_settings(config)
         t0 = _time_tensor(times[0], y0)
         op = self._operator(func, t0, y0)
@@ -198,6 +205,8 @@ class Exponential(Solver):
 
         s = source_of(y0, stats)
         with torch.no_grad():
+            if not bool(torch.isfinite(y0).all() & torch.isfinite(s).all()):
+                raise _non_finite("at the initial state,", times[0], math.nan, [])
             has_source = bool(torch.count_nonzero(s))
             if has_source:
                 # the source must be the same at every time: one evaluation at the end says

@@ -164,6 +164,10 @@ def test_refusals_name_the_reason_and_the_fix():
               [0.0, 1.0], method=Exponential(max_degree=50))
     with pytest.raises(ValueError, match="max_degree"):
         Exponential(max_degree=0)
+    bad = y0.detach().clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(SolveError, match="non-finite .* at the initial state"):
+        solve(field, bad, [0.0, 1.0], method="expm")
 
 
 def test_the_tolerance_holds_against_a_decaying_solution():
