@@ -585,6 +585,10 @@ class _Loop:
         f0 = self.start(t, y)
         if fixed:
             h = stops[0][0] - t
+            # the adaptive path meets a non-finite start in its first step size; a fixed grid
+            # would meet it inside the Krylov solver, as a linear-algebra failure
+            if not bool(torch.isfinite(y).all() & torch.isfinite(self.total(f0)).all()):
+                raise _non_finite("at the initial state,", t, h, ys=[])
         elif config.first_step is not None:
             h = controller.clip(direction * abs(config.first_step))
         else:

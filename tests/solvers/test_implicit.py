@@ -294,6 +294,11 @@ def test_refusals_and_failures_are_explained():
     assert Implicit("kvaerno3").configure(max_newton=3).max_newton == 3
     with pytest.raises(SolveError, match="max_steps=3 exceeded at t="):
         solve(_rotating, Y0, [0.0, 2.0], method="kvaerno5", rtol=1e-10, atol=1e-12, max_steps=3)
+    # a non-finite start is named as such on a fixed grid too (not a Krylov solver's failure)
+    for method in ("implicit_euler", "kvaerno5"):
+        with pytest.raises(SolveError, match="non-finite .* at the initial state"):
+            solve(lambda t, y: -y, torch.tensor([float("nan"), 1.0], dtype=DT), [0.0, 1.0],
+                  method=method, step_size=0.1)
     # a stage equation without a solution (y = 1 + h y^2 with a large h) fails on a fixed grid
     with pytest.raises(SolveError, match="Newton"):
         solve(lambda t, y: y ** 2 + 10.0, torch.ones(1, dtype=DT), [0.0, 1.0],
