@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..gradients.audit import _same_rng, unlisted_tensors
-from ..solvers.integrate import rng_state
+from ..solvers.integrate import SolveError, rng_state
 from .backsolve import BACKSOLVE_METHODS, backsolve, check_backsolve
 from .brownian import BrownianMotion, step_grid
 from .methods import DEFAULTS, METHODS, Method
@@ -100,7 +100,17 @@ def _run(plan: _Plan, y0: Tensor, keep: str = "none"):
         y, extra = _run_adaptive(plan, y0, extra, ys, saved if keep == "all" else None)
     if keep == "last":
         saved = [(y, extra)]
-    return torch.stack(ys), saved
+    out = torch.stack(ys)
+    if plan.adaptive is None and not bool(torch.isfinite(out).all()):
+        # one read after the loop, as the fixed-grid ODE solves check theirs
+        first = int((~torch.isfinite(out.reshape(len(ys), -1))).any(1).nonzero()[0])
+        raise SolveError(
+            f"sdeint: the state became non-finite (NaN or inf) by output time "
+            f"t={plan.ts[first]:.6g}: check y0 and the drift's and diffusion's parameters for "
+            f"NaN or inf; if they are finite, the solution diverged: lower dt, or check the "
+            f"drift and diffusion for overflow", plan.ts[first],
+            plan.grid[1] - plan.grid[0] if len(plan.grid) > 1 else 0.0, ys[:first])
+    return out, saved
 
 
 def _run_adaptive(plan: _Plan, y0: Tensor, extra, ys: List[Tensor], saved):

@@ -523,3 +523,24 @@ def test_a_random_drift_is_refused_where_the_backward_pass_evaluates_it_again(gr
     y0 = torch.randn(4, 3, dtype=torch.float64)
     with pytest.raises(ValueError, match="draws random numbers"):
         sdeint(Dropped(), y0, [0.0, 1.0], method="reversible_heun", dt=0.1, gradient=gradient)
+
+
+def test_a_non_finite_state_is_reported_where_it_appeared():
+    from graphode import SolveError
+    bad = torch.ones(4, 3, dtype=torch.float64)
+    bad[0, 0] = float("nan")
+    with pytest.raises(SolveError, match="non-finite .* by output time t=0"):
+        sdeint(GBM("ito"), bad, [0.0, 1.0], method="euler", dt=0.1)
+
+    class Explodes:
+        noise_type, sde_type = "diagonal", "ito"
+
+        def f(self, t, y):
+            return y ** 3
+
+        def g(self, t, y):
+            return 0.1 * torch.ones_like(y)
+    with pytest.raises(SolveError, match="by output time t=1") as failure:
+        sdeint(Explodes(), 3.0 * torch.ones(2, 2, dtype=torch.float64), [0.0, 0.5, 1.0, 2.0],
+               method="euler", dt=0.1)
+    assert failure.value.t == 1.0 and len(failure.value.ys) == 2  # the outputs before it
