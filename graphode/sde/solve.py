@@ -135,8 +135,8 @@ def _run_adaptive(plan: _Plan, y0: Tensor, extra, ys: List[Tensor], saved):
             scale = opts["atol"] + opts["rtol"] * torch.maximum(y.abs(), fine.abs())
             error = float(((fine - coarse) / scale).square().mean().sqrt())
         if not math.isfinite(error):
-            raise RuntimeError(f"sdeint: the state became non-finite in the step from t={t} "
-                               f"to t={t1} (step {h:.3g})")
+            raise SolveError(f"sdeint: the state became non-finite in the step from t={t} "
+                             f"to t={t1} (step {h:.3g})", t, h, list(ys))
         if error <= 1.0 or t1 - t <= opts["dt_min"]:
             # the two half steps are kept, as steps of their own, so that a backward pass
             # replays exactly what was accepted

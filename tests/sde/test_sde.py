@@ -531,6 +531,8 @@ def test_a_non_finite_state_is_reported_where_it_appeared():
     bad[0, 0] = float("nan")
     with pytest.raises(SolveError, match="non-finite .* by output time t=0"):
         sdeint(GBM("ito"), bad, [0.0, 1.0], method="euler", dt=0.1)
+    with pytest.raises(SolveError, match="non-finite in the step from t=0"):
+        sdeint(GBM("ito"), bad, [0.0, 1.0], method="euler", dt=0.1, adaptive=True)
 
     class Explodes:
         noise_type, sde_type = "diagonal", "ito"
