@@ -341,8 +341,8 @@ def solve(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Times, *,
             ``kvaerno3``, ``kvaerno5`` (see :mod:`graphode.solvers.implicit`), the IMEX
             ``kencarp3`` (:mod:`graphode.solvers.imex`), ``expm`` (the exact flow of a
             symmetric linear graph diffusion by a Chebyshev series,
-            :mod:`graphode.solvers.exponential`), ``scipy_solver`` (no gradients). Checkpointing, per-graph control and
-            ``compile`` need a Runge-Kutta method.
+            :mod:`graphode.solvers.exponential`), ``scipy_solver`` (no gradients).
+            Checkpointing, per-graph control and ``compile`` need a Runge-Kutta method.
         rtol, atol: relative and absolute tolerances of adaptive solves.
         step_size: fixed step size; the methods without an error estimate step on ``t`` itself
             when neither ``step_size`` nor ``grid`` is given.

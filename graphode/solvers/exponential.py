@@ -91,7 +91,8 @@ class _Series:
         coefficients' round-off)."""
         within = np.nonzero(self.tail[1:] <= max(budget, self.noise))[0]
         if not len(within) or within[0] > self.max_degree:
-            raise _DegreeExceeded(int(within[0]) if len(within) else len(self.a))
+            # the degree itself, where the coefficients computed reach the budget
+            raise _DegreeExceeded(int(within[0]) if len(within) else None)
         return int(within[0])
 
     def __getitem__(self, k: int) -> float:
@@ -122,7 +123,7 @@ class _Recurrence:
 
 
 class _DegreeExceeded(Exception):
-    def __init__(self, degree: int):
+    def __init__(self, degree: Optional[int]):
         super().__init__(degree)
         self.degree = degree
 
@@ -222,7 +223,14 @@ class Exponential(Solver):
         parts = 2 if has_source else 1
         reach = max(abs(times[j] - times[0]) for j in range(len(times))) * half
         start = 1 << max(6, math.ceil(math.log2(4.0 * (reach + 8.0 * math.sqrt(reach) + 16.0))))
+        # no more points than max_degree can use: a flow past it is refused, not transformed
+        start = min(start, 1 << math.ceil(math.log2(4.0 * (self.max_degree + 1))))
         try:
+            if 2.0 * reach > float(self.max_degree) ** 2:
+                # the series needs a degree of at least sqrt(2 reach) (the scaled Bessel
+                # coefficients fall as exp(-k^2 / (2 reach))), and points enough to resolve a
+                # layer of width 1 / reach: refused before any transform
+                raise _DegreeExceeded(None)
             series: List[List[_Series]] = [[], []]  # per output time: exp, phi1
             for j in range(1, len(times)):
                 exp, phi1 = _exp_and_phi1(times[j] - times[0], centre, half)
@@ -293,11 +301,12 @@ class Exponential(Solver):
             check_finite_outputs(ys, times, list(times))
         return ys
 
-    def _too_many(self, degree: int, times: Sequence[float], config: Any, y0: Tensor
+    def _too_many(self, degree: Optional[int], times: Sequence[float], config: Any, y0: Tensor
                   ) -> Exception:
         from .integrate import SolveError
+        need = f"more than {self.max_degree}" if degree is None else str(degree)
         return SolveError(
-            f"method='expm' would need {degree} operator products to reach t={times[-1]:.6g} "
+            f"method='expm' would need {need} operator products to reach t={times[-1]:.6g} "
             f"within rtol={config.rtol:g}, atol={config.atol:g}; raise max_degree "
             f"(method=Exponential(max_degree=...)) or loosen the tolerances", times[0],
             math.nan, [y0])

@@ -162,6 +162,10 @@ def test_refusals_name_the_reason_and_the_fix():
     with pytest.raises(SolveError, match="would need .* operator products.*max_degree"):
         solve(_bind(LinearDiffusion(-1, weight=False, rate=1e6), edge_index, n), y0,
               [0.0, 1.0], method=Exponential(max_degree=50))
+    # far past max_degree the refusal comes before any large transform
+    with pytest.raises(SolveError, match="would need more than 10000 operator products"):
+        solve(_bind(LinearDiffusion(-1, weight=False, rate=1e12), edge_index, n), y0,
+              [0.0, 1.0], method="expm")
     with pytest.raises(ValueError, match="max_degree"):
         Exponential(max_degree=0)
     bad = y0.detach().clone()
