@@ -173,7 +173,9 @@ class Exponential(Solver):
             why = ("the field does not say what its Jacobian is" if op is None else
                    "the field is not linear" if not op.linear else
                    "its operator is not symmetric (a directed graph, or a weight W that is "
-                   "not symmetric)" if not op.symmetric else
+                   "not symmetric; a learned W loses its symmetry at its first update, so "
+                   "train with LinearDiffusion(weight=False))"
+                   if not op.symmetric else
                    "the interval of its spectrum is unknown (negative edge weights)")
             raise ValueError(
                 f"method='expm' solves linear graph diffusions with a symmetric operator "
