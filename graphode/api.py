@@ -248,7 +248,8 @@ def _dispatch(func: Callable, y0: Tensor, t: Tensor, times: List[float], config:
         # the adjoint's backward solve, and the replayed Newton iterations of a solver object
         # under checkpointing, evaluate the field in another order than the forward solve
         audit = FieldAudit(gradient, params, forbid_random=gradient == "adjoint" or (
-            gradient == "checkpoint" and config.solver is not None))
+            gradient == "checkpoint" and config.solver is not None
+            and not config.solver.replays_random))
     field = _Field(func, y0, audit)
     problem = Problem(field, times, config, stats, adjoint_config, adjoint_seminorm, adjoint_norm)
 

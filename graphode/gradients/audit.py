@@ -76,7 +76,8 @@ class FieldAudit:
     def _instead(self) -> str:
         return ("gradient='checkpoint' with a Runge-Kutta method (which replays the forward's "
                 "draws) or gradient='autograd'" if self.mode == "adjoint" else
-                "gradient='autograd', or a Runge-Kutta method (whose steps replay the forward's "
+                "gradient='autograd', or a Runge-Kutta or symplectic method (whose steps replay "
+                "the forward's "
                 "draws)")
 
     def __call__(self, func: Callable[[Tensor, Tensor], Tensor], t: Tensor, y: Tensor) -> Tensor:

@@ -37,6 +37,10 @@ class Solver:
       replayed one at a time: ``integrate`` appends them to ``record`` as
       :class:`~graphode.solvers.integrate.Replay` entries);
     - ``gradient_notes``: the reason a mode outside ``gradients`` is refused, by mode;
+    - ``replays_random``: its ``Replay`` entries carry the random state before their step
+      (``rng``), whose evaluations replay in the forward's order, so checkpointing a field that
+      draws random numbers (dropout) is exact; otherwise such a field is refused under
+      ``"checkpoint"``;
     - ``options``: the extra option names it takes (through :meth:`configure`).
     """
 
@@ -46,6 +50,7 @@ class Solver:
     gradients: Tuple[str, ...] = ("autograd", "adjoint")
     #: why a gradient mode outside ``gradients`` is refused, where the reason is the solver's own
     gradient_notes: Dict[str, str] = {}
+    replays_random: bool = False
     options: FrozenSet[str] = frozenset()
 
     def configure(self, **options: Any) -> "Solver":

@@ -289,7 +289,9 @@ class Replay:
     start, say), returning ``(y1, carry1, outputs)``: the end state, the carry into the next
     step and the outputs that fall inside the step, one per entry of ``outputs`` (``(index,
     theta)``, as in :class:`Step`). ``stats`` counts the replay's evaluations. A loop's first
-    record maps ``y0`` to itself and its first carry."""
+    record maps ``y0`` to itself and its first carry. ``rng``: the random state before the
+    step's first evaluation in the forward solve, restored for the replay (a solver that
+    records it sets ``replays_random``)."""
 
     y: Tensor
     carry: Tuple[Tensor, ...]
@@ -297,6 +299,7 @@ class Replay:
     run: Callable[[Tensor, Tuple[Tensor, ...]],
                   Tuple[Tensor, Tuple[Tensor, ...], List[Tensor]]]
     stats: "SolverStats"
+    rng: Optional["RngState"] = None
 
 
 Record = Optional[List[Any]]
