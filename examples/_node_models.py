@@ -22,7 +22,8 @@ MODELS = {"gcn": GCN, "gcde": GCDE, "cgnn": CGNN, "gde-cr": GDECR, "mlp": MLP, "
 FLAGS = {
     "input_dropout": dict(type=float, help="GCDE and the continuous models: dropout on the input "
                                            "features (--dropout acts after the GDE block)"),
-    "field_dropout": dict(type=float, help="dropout inside the GCDE vector field"),
+    "field_dropout": dict(type=float, help="dropout inside the vector field: gcde, and graphcon "
+                                           "(on the positions its coupling reads)"),
     "encoder": dict(choices=["linear", "gcn"], help="GCDE input layer"),
     "decoder": dict(choices=["linear", "gcn"], help="GCDE output layer"),
     "encoder_init": dict(choices=["glorot", "uniform"],
@@ -66,7 +67,7 @@ SETTINGS = {
     "grand-l": dict(_ZOO, heads=1, method="rk4", step_size=1.0, t_end=8.0),
     "grand-nl": dict(_ZOO, heads=1, method="rk4", step_size=1.0, t_end=8.0),
     "grand++": dict(_ZOO, heads=1, method="rk4", step_size=1.0, t_end=8.0),
-    "graphcon": dict(_ZOO, coupling="gcn", gamma=1.0, alpha=1.0, residual=0,
+    "graphcon": dict(_ZOO, coupling="gcn", gamma=1.0, alpha=1.0, residual=0, field_dropout=0.0,
                      method="symplectic_euler",
                      step_size=1.0, t_end=4.0),
     "a-dgn": dict(_ZOO, gamma=0.1, aggregation="gcn", method="euler", step_size=0.1, t_end=1.0),
@@ -190,7 +191,7 @@ def build_model(args, in_channels, num_classes, solver):
         return MODELS[args.model](*sizes, kind=kind, heads=args.heads, **zoo)
     if args.model == "graphcon":
         return GraphCON(*sizes, coupling=args.coupling, gamma=args.gamma, alpha=args.alpha,
-                        residual=bool(args.residual), **zoo)
+                        residual=bool(args.residual), field_dropout=args.field_dropout, **zoo)
     if args.model == "a-dgn":
         return ADGN(*sizes, gamma=args.gamma, aggregation=args.aggregation, **zoo)
     if args.model == "hamgnn":

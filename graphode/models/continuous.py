@@ -168,6 +168,8 @@ class GraphCON(_Continuous):
         gamma, alpha: restoring force and damping.
         residual: a learned linear map of each node's own features inside the coupling (see
             :class:`~graphode.nn.GraphCONCoupling`; the paper's heterophily setting).
+        field_dropout: dropout on the positions the coupling reads, at every evaluation
+            (:class:`~graphode.nn.GraphCONCoupling`'s ``dropout``).
         dropout, input_dropout, solver: as in :class:`GRAND` (the solver keywords are
             :class:`~graphode.nn.SecondOrderGDEConv`'s).
     """
@@ -177,13 +179,15 @@ class GraphCON(_Continuous):
     def __init__(self, in_channels: int, hidden: int, classes: int, coupling: str = "gcn",
                  heads: int = 1, gamma: float = 1.0, alpha: float = 1.0, residual: bool = False,
                  dropout: float = 0.5, input_dropout: Optional[float] = None,
-                 solver: Solver = None):
+                 solver: Solver = None, field_dropout: float = 0.0):
         super().__init__(in_channels, hidden, classes, dropout, input_dropout)
         if coupling not in ("gcn", "gat"):
             raise ValueError(f"coupling must be 'gcn' or 'gat', got {coupling!r}")
         conv = GCNConv(hidden, hidden) if coupling == "gcn" else \
             GATConv(hidden, hidden, heads=heads, concat=False)
-        self.ode = SecondOrderGDEConv(GraphCONCoupling(conv, gamma, alpha, residual=residual),
+        coupling_field = GraphCONCoupling(conv, gamma, alpha, residual=residual,
+                                          dropout=field_dropout)
+        self.ode = SecondOrderGDEConv(coupling_field,
                                       **_solver(
             solver, method="symplectic_euler", step_size=1.0, t_span=(0.0, 4.0),
             gradient="autograd"))

@@ -120,10 +120,16 @@ class GraphCONCoupling(nn.Module):
             :math:`\sigma(\mathbf{F}_\theta(\mathbf{X}) + \mathbf{X}\mathbf{R})`, as the
             paper's code does on the heterophilous graphs (there with
             :math:`\alpha = \gamma = 0`).
+        dropout: dropout on the positions the coupling reads, drawn afresh at every
+            evaluation in training (one draw per step of ``symplectic_euler``): the
+            continuous counterpart of the paper's code, which drops the state after every
+            step. The positions themselves are not dropped. A field with dropout trains with
+            ``gradient="autograd"`` or ``"checkpoint"``.
     """
 
     def __init__(self, conv: nn.Module, gamma: float = 1.0, alpha: float = 1.0,
-                 activation: Callable[[Tensor], Tensor] = torch.relu, residual: bool = False):
+                 activation: Callable[[Tensor], Tensor] = torch.relu, residual: bool = False,
+                 dropout: float = 0.0):
         super().__init__()
         sizes = channels_of(conv)
         if sizes is None or sizes[0] != sizes[1]:
@@ -132,6 +138,10 @@ class GraphCONCoupling(nn.Module):
         self.channels = sizes[0]
         self.in_channels, self.out_channels = 2 * self.channels, self.channels
         self.residual = nn.Linear(self.channels, self.channels) if residual else None
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout is the probability of zeroing a position the coupling "
+                             f"reads: give a number in [0, 1), not {dropout}")
+        self.dropout = dropout
 
     def reset_parameters(self) -> None:
         reset_parameters(self.conv)
@@ -140,7 +150,8 @@ class GraphCONCoupling(nn.Module):
 
     def couple(self, z: Tensor, coupling: Callable[[Tensor], Tensor]) -> Tensor:
         x, v = z[..., :self.channels], z[..., self.channels:]
-        force = coupling(x) if self.residual is None else coupling(x) + self.residual(x)
+        seen = F.dropout(x, self.dropout, self.training) if self.dropout else x
+        force = coupling(seen) if self.residual is None else coupling(seen) + self.residual(seen)
         return self.activation(force) - self.gamma * x - self.alpha * v
 
     def forward(self, z: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None
@@ -154,7 +165,8 @@ class GraphCONCoupling(nn.Module):
         return lambda z: self.couple(z, plan)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.conv}, gamma={self.gamma:g}, alpha={self.alpha:g})"
+        drop = f", dropout={self.dropout:g}" if self.dropout else ""
+        return f"{type(self).__name__}({self.conv}, gamma={self.gamma:g}, alpha={self.alpha:g}{drop})"
 
 
 class AntisymmetricField(nn.Module):

@@ -115,6 +115,44 @@ def test_graphcon_under_symplectic_euler_is_the_papers_recursion():
     assert torch.allclose(ode(x0, ei, velocity=x0), x, atol=1e-12)
 
 
+def test_graphcon_dropout_draws_a_mask_per_step_and_replays_under_checkpoint():
+    torch.manual_seed(2)
+    n, c, dt, steps, p = 12, 5, 0.5, 6, 0.4
+    ei = torch.randint(0, n, (2, 30))
+    conv = GCNConv(c, c).double()
+    field = GraphCONCoupling(conv, gamma=0.7, alpha=0.3, residual=True, dropout=p)
+    x0 = torch.randn(n, c, dtype=D)
+
+    def ode(gradient):
+        return SecondOrderGDEConv(field, t_span=(0.0, dt * steps), method="symplectic_euler",
+                                  step_size=dt, gradient=gradient)
+
+    field.residual.double()
+    torch.manual_seed(5)
+    out = ode("autograd")(x0, ei, velocity=x0)
+    torch.manual_seed(5)  # the same draws, one mask per step on the positions the coupling reads
+    x, y = x0, x0
+    for _ in range(steps):
+        seen = torch.nn.functional.dropout(x, p, True)
+        y = y + dt * (torch.relu(conv(seen, ei) + field.residual(seen)) - 0.7 * x - 0.3 * y)
+        x = x + dt * y
+    assert torch.allclose(out, x, atol=1e-12)
+    layer = ode("autograd")
+    assert not torch.allclose(layer(x0, ei, velocity=x0), out)  # fresh draws
+    # the positions' rate is the velocity: one evaluation of the coupling per step
+    assert layer.stats.nfe == steps
+    grads = {}
+    for mode in ("autograd", "checkpoint"):
+        torch.manual_seed(7)
+        w = conv.lin.weight
+        grads[mode] = torch.autograd.grad(ode(mode)(x0, ei, velocity=x0).pow(2).sum(), w)[0]
+    assert torch.allclose(grads["autograd"], grads["checkpoint"], atol=1e-10)
+    field.eval()  # no dropout in evaluation: deterministic
+    assert torch.equal(ode("autograd")(x0, ei, velocity=x0), ode("autograd")(x0, ei, velocity=x0))
+    with pytest.raises(ValueError, match=r"dropout .* give a number in \[0, 1\)"):
+        GraphCONCoupling(conv, dropout=1.0)
+
+
 def test_bad_settings_are_refused_with_the_fix():
     with pytest.raises(ValueError, match="not an even number: give split="):
         solve(oscillator, torch.zeros(1, 3), [0.0, 1.0], method="leapfrog", step_size=0.1)
