@@ -34,6 +34,9 @@ FLAGS = {
     "gamma": dict(type=float, help="graphcon restoring force; a-dgn diffusion (W - W^T - gamma I)"),
     "heads": dict(type=int, help="grand-l, grand-nl, grand++: attention heads"),
     "coupling": dict(choices=["gcn", "gat"], help="graphcon coupling layer"),
+    "activation": dict(choices=["relu", "tanh", "identity"],
+                       help="graphcon: the activation of the coupling (identity: a plain GCN "
+                            "layer, as the paper's code on the homophilous graphs)"),
     "residual": dict(type=int, choices=[0, 1], help="graphcon: 1 adds a learned linear map of "
                                                      "each node's own features to the coupling"),
     "aggregation": dict(choices=["gcn", "sum"], help="a-dgn neighbour aggregation"),
@@ -68,6 +71,7 @@ SETTINGS = {
     "grand-nl": dict(_ZOO, heads=1, method="rk4", step_size=1.0, t_end=8.0),
     "grand++": dict(_ZOO, heads=1, method="rk4", step_size=1.0, t_end=8.0),
     "graphcon": dict(_ZOO, coupling="gcn", gamma=1.0, alpha=1.0, residual=0, field_dropout=0.0,
+                     activation="relu",
                      method="symplectic_euler",
                      step_size=1.0, t_end=4.0),
     "a-dgn": dict(_ZOO, gamma=0.1, aggregation="gcn", method="euler", step_size=0.1, t_end=1.0),
@@ -191,7 +195,8 @@ def build_model(args, in_channels, num_classes, solver):
         return MODELS[args.model](*sizes, kind=kind, heads=args.heads, **zoo)
     if args.model == "graphcon":
         return GraphCON(*sizes, coupling=args.coupling, gamma=args.gamma, alpha=args.alpha,
-                        residual=bool(args.residual), field_dropout=args.field_dropout, **zoo)
+                        residual=bool(args.residual), field_dropout=args.field_dropout,
+                        activation=args.activation, **zoo)
     if args.model == "a-dgn":
         return ADGN(*sizes, gamma=args.gamma, aggregation=args.aggregation, **zoo)
     if args.model == "hamgnn":

@@ -153,6 +153,9 @@ class GRANDPlusPlus(GRAND):
         return self.diffuse(h, edge_index, source)
 
 
+_ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "identity": lambda x: x}
+
+
 class GraphCON(_Continuous):
     r"""GraphCON (Rusch et al., `"Graph-Coupled Oscillator Networks"
     <https://arxiv.org/abs/2202.02296>`_, ICML 2022): the encoded features are the positions of
@@ -170,6 +173,9 @@ class GraphCON(_Continuous):
             :class:`~graphode.nn.GraphCONCoupling`; the paper's heterophily setting).
         field_dropout: dropout on the positions the coupling reads, at every evaluation
             (:class:`~graphode.nn.GraphCONCoupling`'s ``dropout``).
+        activation: the coupling's :math:`\sigma`: ``"relu"`` (the paper's equations and its
+            heterophily code), ``"tanh"`` or ``"identity"`` (its code on the homophilous
+            graphs, where the coupling is a plain GCN layer).
         dropout, input_dropout, solver: as in :class:`GRAND` (the solver keywords are
             :class:`~graphode.nn.SecondOrderGDEConv`'s).
     """
@@ -179,14 +185,17 @@ class GraphCON(_Continuous):
     def __init__(self, in_channels: int, hidden: int, classes: int, coupling: str = "gcn",
                  heads: int = 1, gamma: float = 1.0, alpha: float = 1.0, residual: bool = False,
                  dropout: float = 0.5, input_dropout: Optional[float] = None,
-                 solver: Solver = None, field_dropout: float = 0.0):
+                 solver: Solver = None, field_dropout: float = 0.0, activation: str = "relu"):
         super().__init__(in_channels, hidden, classes, dropout, input_dropout)
         if coupling not in ("gcn", "gat"):
             raise ValueError(f"coupling must be 'gcn' or 'gat', got {coupling!r}")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(_ACTIVATIONS)}, got "
+                             f"{activation!r}")
         conv = GCNConv(hidden, hidden) if coupling == "gcn" else \
             GATConv(hidden, hidden, heads=heads, concat=False)
-        coupling_field = GraphCONCoupling(conv, gamma, alpha, residual=residual,
-                                          dropout=field_dropout)
+        coupling_field = GraphCONCoupling(conv, gamma, alpha, _ACTIVATIONS[activation],
+                                          residual=residual, dropout=field_dropout)
         self.ode = SecondOrderGDEConv(coupling_field,
                                       **_solver(
             solver, method="symplectic_euler", step_size=1.0, t_span=(0.0, 4.0),

@@ -25,13 +25,16 @@ def build(name, solver=None):
             "grand++": lambda: GRANDPlusPlus(8, 16, 3, **kw),
             "graphcon": lambda: GraphCON(8, 16, 3, **kw),
             "graphcon-gat": lambda: GraphCON(8, 16, 3, coupling="gat", heads=2, **kw),
+            "graphcon-linear": lambda: GraphCON(8, 16, 3, activation="identity",
+                                                field_dropout=0.2, **kw),
             "a-dgn": lambda: ADGN(8, 16, 3, **kw),
             "hamgnn": lambda: HamGNN(8, 16, 3, **kw),
             "gread": lambda: GREAD(8, 16, 3, **kw),
             "gread-imex": lambda: GREAD(8, 16, 3, solver=dict(method="kencarp3"))}[name]()
 
 
-NAMES = ["mlp", "grand-l", "grand-nl", "grand++", "graphcon", "graphcon-gat", "a-dgn", "hamgnn",
+NAMES = ["mlp", "grand-l", "grand-nl", "grand++", "graphcon", "graphcon-gat", "graphcon-linear",
+         "a-dgn", "hamgnn",
          "gread", "gread-imex"]
 
 
@@ -94,19 +97,19 @@ def test_a_dgn_weight_is_antisymmetric_up_to_the_diffusion():
 TIGHT = dict(t_span=(0.0, 1.0), method="dopri5", rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["grand-l", "grand-nl", "grand++", "graphcon", "a-dgn",
-                                  "hamgnn", "gread", "gread-imex"])
+@pytest.mark.parametrize("name", ["grand-l", "grand-nl", "grand++", "graphcon", "graphcon-linear",
+                                  "a-dgn", "hamgnn", "gread", "gread-imex"])
 def test_every_gradient_mode_gives_the_autograd_gradient(data, name):
     # GRAND-l's attention is computed from the encoded features by the field's own
     # parameters, and GRAND++'s source from the encoder: the adjoint and checkpoint modes
     # must carry both in exactly, neither dropping nor double-counting a path
-    symplectic = name in ("graphcon", "hamgnn")  # symplectic methods: no adjoint
+    symplectic = name in ("graphcon", "graphcon-linear", "hamgnn")  # symplectic: no adjoint
     grads = {}
     modes = ["autograd", "checkpoint"] + ([] if symplectic else ["adjoint"])
     for mode in modes:
         torch.manual_seed(0)
         if symplectic:
-            method = "symplectic_euler" if name == "graphcon" else "leapfrog"
+            method = "leapfrog" if name == "hamgnn" else "symplectic_euler"
             model = build(name, dict(SOLVER, method=method, gradient=mode))
         elif name == "gread-imex":
             model = GREAD(8, 16, 3, solver=dict(TIGHT, method="kencarp3", rtol=1e-6,
@@ -121,6 +124,11 @@ def test_every_gradient_mode_gives_the_autograd_gradient(data, name):
     for mode in modes[1:]:
         tol = 1e-10 if mode == "checkpoint" else 1e-5
         assert torch.allclose(grads[mode], grads["autograd"], rtol=tol, atol=tol), mode
+
+
+def test_graphcon_refuses_an_unknown_activation_naming_the_choices():
+    with pytest.raises(ValueError, match="relu, tanh, identity"):
+        GraphCON(8, 16, 3, activation="gelu")
 
 
 def test_gread_imex_solves_the_same_equation_as_dopri5(data):
