@@ -38,3 +38,16 @@ def test_bad_arguments_are_refused_before_any_work(capsys):
     with pytest.raises(SystemExit):
         depth.main(["--dataset", "synthetic"])  # neither --energy nor --accuracy
     assert "choose --energy" in capsys.readouterr().err
+
+
+def test_the_accuracy_search_reads_validation_only():
+    result = depth.main(["--accuracy", "--search", "--dataset", "synthetic", "--models",
+                         "graphcon --activation identity --epochs 2 --hidden 8 --num-nodes 200",
+                         "--t-ends", "1", "2", "--seeds", "1"])
+    rows = result["accuracy"]["rows"]["graphcon --activation identity --epochs 2 --hidden 8 "
+                                      "--num-nodes 200"]
+    assert result["accuracy"]["search"] and [r["t_end"] for r in rows] == [1, 2]
+    assert all(r["test"] is None and 0.0 <= r["val"] <= 1.0 for r in rows)
+    assert [r["nfe_forward"] for r in rows] == [1, 2]  # one coupling evaluation per step
+    with pytest.raises(SystemExit):
+        depth.main(["--energy", "--search"])
