@@ -22,6 +22,7 @@ from benchmarks import (
     solver_overhead,
     stiff,
     stiff_classifier,
+    symplectic,
     training_step,
 )
 
@@ -43,6 +44,8 @@ def plan(quick: bool, device: str):
         ("graph SDE against torchsde (Cora-sized, diagonal noise)", sde,
          ["--reps", "3" if quick else "7"] + dev
          + (["--methods", "euler", "reversible_heun", "adjoint"] if quick else [])),
+        ("GraphCON's second-order flow (symplectic Euler, kinematic drifts)", symplectic,
+         reps + dev),
         ("scaling with edges", scaling,
          reps + dev + ["--nodes"] + (["10000", "100000"] if quick else
                                      ["10000", "100000", "1000000"])),
