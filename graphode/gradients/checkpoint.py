@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..solvers.integrate import Replay, Step, _set_rng_state as set_rng_state, integrate, replay_step
+from ..solvers.integrate import Replay, Step, _set_rng_state, integrate, replay_step
 from ..solvers.rk import RungeKutta
 from .common import Problem
 
@@ -83,7 +83,7 @@ def _replay_backward(problem: Problem, steps: List[Replay], params: Tuple[Tensor
                 y1, carry1, outs = step.run(y, carry)
             else:  # the forward's draws, the caller's random state left as it was
                 with torch.random.fork_rng(devices=[y.device] if y.device.type == "cuda" else []):
-                    set_rng_state(step.rng, y.device)
+                    _set_rng_state(step.rng, y.device)
                     y1, carry1, outs = step.run(y, carry)
         pairs = [(y1, adj)] + list(zip(carry1, adj_carry)) + [
             (out, grad_ys[j]) for out, (j, _) in zip(outs, step.outputs)]

@@ -8,8 +8,10 @@ from torch import Tensor
 from torch.nn import Module
 
 from ..api import solve
+from ..solvers.base import Solver
 from ..solvers.integrate import SolverStats
 from ..solvers.symplectic import SYMPLECTIC_SCHEMES, Symplectic
+from ..solvers.tableaux import ButcherTableau
 from .field import GraphVectorField, reset_parameters
 from .gde import _computed, solve_on_leaves, with_graph_inputs
 from .sparse import to_edge_index
@@ -68,7 +70,8 @@ class _SecondOrderField(Module):
         return torch.cat([v, self.field(t, z)], dim=-1)
 
 
-def _kinematic(method: object) -> object:
+def _kinematic(method: Union[str, ButcherTableau, Solver]
+               ) -> Union[str, ButcherTableau, Solver]:
     """A symplectic method told that the positions' rate is the velocity, which the ``[X, V]``
     system guarantees, so its drifts skip the field; any other method unchanged."""
     if isinstance(method, str) and method in SYMPLECTIC_SCHEMES:

@@ -96,8 +96,7 @@ class Symplectic(Solver):
 
     def integrate(self, func: Func, y0: Tensor, times: Sequence[float], config: Any, stats: Any,
                   record: Optional[List[Any]] = None) -> List[Tensor]:
-        from .integrate import (Replay, SolverStats, _emit, check_finite_outputs, grid_of,
-                                rng_state)
+        from .integrate import Replay, SolverStats, _emit, check_finite_outputs, grid_of, rng_state
         from .interpolation import linear
         grid = grid_of(times, config)
         direction = 1.0 if times[-1] > times[0] else -1.0
