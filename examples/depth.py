@@ -99,10 +99,18 @@ def main(argv=None):
         for m in args.models or ["graphcon", "grand-l"]:
             name, *flags = m.split()
             for t in args.t_ends:
-                s = node_classification(["--dataset", args.dataset, "--model", name, *flags,
-                                         "--t-end", str(t), "--seeds", str(args.seeds)] +
-                                        (["--root", args.root] if args.root else []) +
-                                        (["--search"] if args.search else []))
+                try:
+                    s = node_classification(
+                        ["--dataset", args.dataset, "--model", name, *flags, "--t-end", str(t),
+                         "--seeds", str(args.seeds)] +
+                        (["--root", args.root] if args.root else []) +
+                        (["--search"] if args.search else []))
+                except SystemExit as err:  # a diverged training run is a result, not the end
+                    if not str(err).startswith("stopped:"):
+                        raise
+                    print(f"{m} at T={t:g}: {err}")
+                    rows.setdefault(m, []).append(dict(t_end=t, diverged=str(err)))
+                    continue
                 rows.setdefault(m, []).append(dict(
                     t_end=t, test=s["test_acc_mean"], test_std=s["test_acc_std"],
                     val=s["val_acc_mean"], nfe_forward=s["nfe_forward"],
@@ -111,9 +119,12 @@ def main(argv=None):
                                   rows=rows)
         shown = "val" if args.search else "test"
         for m, r in rows.items():
-            best = max(x[shown] for x in r)
-            print(f"{m}: " + ", ".join(f"T={x['t_end']:g} {100 * x[shown]:.1f}" for x in r) +
-                  f" ({shown}; largest T within {100 * (best - r[-1][shown]):.1f} of the best)")
+            done = [x for x in r if "diverged" not in x]
+            print(f"{m} ({shown}): " + ", ".join(
+                f"T={x['t_end']:g} " + ("diverged" if "diverged" in x else
+                                        f"{100 * x[shown]:.1f}") for x in r) +
+                  (f"; largest T within {100 * (max(x[shown] for x in done) - r[-1][shown]):.1f}"
+                   f" of the best" if done and "diverged" not in r[-1] else ""))
     if args.plot:
         panels = [k for k in ("energy", "accuracy") if k in result]
         with figure(args.plot, 1, len(panels), figsize=(5 * len(panels), 4),
@@ -127,6 +138,7 @@ def main(argv=None):
                            title=f"untrained flows on {args.dataset}")
                 else:
                     for m, r in result["accuracy"]["rows"].items():
+                        r = [x for x in r if "diverged" not in x]
                         ax.errorbar([x["t_end"] for x in r], [100 * x["test"] for x in r],
                                     [100 * x["test_std"] for x in r], marker="o", label=m,
                                     capsize=3)

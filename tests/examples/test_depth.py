@@ -51,3 +51,13 @@ def test_the_accuracy_search_reads_validation_only():
     assert [r["nfe_forward"] for r in rows] == [1, 2]  # one coupling evaluation per step
     with pytest.raises(SystemExit):
         depth.main(["--energy", "--search"])
+
+
+def test_a_diverged_training_run_is_recorded_and_the_sweep_goes_on():
+    result = depth.main(["--accuracy", "--search", "--dataset", "synthetic", "--models",
+                         "mlp --epochs 2 --hidden 8 --num-nodes 200 --lr 1e12",
+                         "mlp --epochs 2 --hidden 8 --num-nodes 200", "--t-ends", "1",
+                         "--seeds", "1"])
+    rows = result["accuracy"]["rows"]
+    assert "exploded" in rows["mlp --epochs 2 --hidden 8 --num-nodes 200 --lr 1e12"][0]["diverged"]
+    assert 0.0 <= rows["mlp --epochs 2 --hidden 8 --num-nodes 200"][0]["val"] <= 1.0
