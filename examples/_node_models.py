@@ -115,8 +115,10 @@ SETTINGS_ON = {
 
 # The heterophily graphs: the configuration with the best validation accuracy of each model's
 # search (examples/searches/heterophily.sh, 8 configurations each; for graphcon also
-# graphcon_heterophily.sh, 16 more in its paper's heterophily setting), seeds 100-109, the test
-# nodes never evaluated. The records: examples/results/search/<dataset>_<model>.json.
+# graphcon_heterophily.sh, 16 more in its paper's heterophily setting, and
+# graphcon_dropout.sh, 12 more with dropout inside the flow, a lower learning rate and longer
+# training), seeds 100-109, the test nodes never evaluated. The records:
+# examples/results/search/<dataset>_<model>*.json.
 _GRAPHCON_HETEROPHILY = dict(alpha=0.0, gamma=0.0, residual=1)
 SETTINGS_ON.update({
     ("mlp", "texas"): dict(weight_decay=5e-4, dropout=0.2, lr=0.01),
@@ -125,7 +127,8 @@ SETTINGS_ON.update({
     ("grand-nl", "texas"): dict(weight_decay=5e-4, dropout=0.5, t_end=1.0),
     ("grand++", "texas"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0),
     ("graphcon", "texas"): dict(_GRAPHCON_HETEROPHILY, t_end=2.0, hidden=256, weight_decay=5e-4,
-                                dropout=0.2),
+                                dropout=0.2, field_dropout=0.6, lr=0.01, epochs=1000,
+                                patience=200),
     ("a-dgn", "texas"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0),
     ("hamgnn", "texas"): dict(weight_decay=5e-4, dropout=0.5, t_end=2.0),
     ("gread", "texas"): dict(weight_decay=5e-3, dropout=0.2, t_end=1.0),
@@ -135,7 +138,8 @@ SETTINGS_ON.update({
     ("grand-nl", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0),
     ("grand++", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0),
     ("graphcon", "wisconsin"): dict(_GRAPHCON_HETEROPHILY, t_end=2.0, hidden=256,
-                                    weight_decay=5e-4, dropout=0.2),
+                                    weight_decay=5e-4, dropout=0.5, field_dropout=0.6, lr=0.01,
+                                    epochs=1000, patience=200),
     ("a-dgn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, t_end=1.0),
     ("hamgnn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, t_end=2.0),
     ("gread", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0),
