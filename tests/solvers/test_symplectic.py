@@ -115,6 +115,22 @@ def test_graphcon_under_symplectic_euler_is_the_papers_recursion():
     assert torch.allclose(ode(x0, ei, velocity=x0), x, atol=1e-12)
 
 
+def test_graphcon_with_unit_damping_and_force_at_unit_steps_is_a_deep_gcn():
+    # alpha = gamma = 1 and dt = 1 cancel the velocity and the position inside each step:
+    # X_{n+1} = relu(F(X_n)), a plain stack of one shared GCN layer (why it oversmooths)
+    torch.manual_seed(0)
+    n, c = 30, 8
+    ei = torch.randint(0, n, (2, 80))
+    conv = GCNConv(c, c).double()
+    ode = SecondOrderGDEConv(GraphCONCoupling(conv, gamma=1.0, alpha=1.0), t_span=(0.0, 5.0),
+                             method="symplectic_euler", step_size=1.0, gradient="autograd")
+    x0 = torch.randn(n, c, dtype=D)
+    x = x0
+    for _ in range(5):
+        x = torch.relu(conv(x, ei))
+    assert torch.allclose(ode(x0, ei, velocity=x0), x, atol=1e-12)
+
+
 def test_graphcon_dropout_draws_a_mask_per_step_and_replays_under_checkpoint():
     torch.manual_seed(2)
     n, c, dt, steps, p = 12, 5, 0.5, 6, 0.4
