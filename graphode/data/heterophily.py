@@ -56,7 +56,9 @@ def load_heterophily(name: str, root: Optional[str] = None, download: bool = Tru
 
     Returns:
         PyG ``Data`` whose ``train_mask``, ``val_mask`` and ``test_mask`` have shape
-        ``(num_nodes, 10)``, one column per split (60 / 20 / 20 % of the nodes).
+        ``(num_nodes, 10)``, one column per split (about 48 / 32 / 20 % of the nodes,
+        although the files are named ``0.6_0.2``). The edges are kept directed, as PyG reads
+        them.
 
     Raises:
         ValueError: an unknown name.
