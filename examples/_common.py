@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 
 import torch
 
-from graphode import distributed
+from graphode import SolveError, distributed
 from graphode.data import DataFormatError, DataNotFoundError
 from graphode.training import CheckpointError, CheckpointMismatch, TrainingDiverged
 
@@ -184,7 +184,8 @@ def exit_on_user_error(script: str) -> Iterator[None]:
 def run_example(report: Callable[[Any, Any], Any], args, script: str):
     """Call ``report(args, ctx)`` as the examples' ``main`` does: in the process group
     torchrun describes when ``args.distributed`` is set, in one process otherwise, leaving
-    the group afterwards. A diverged run exits with its message instead of a traceback; missing or malformed
+    the group afterwards. A diverged run or a failed solve exits with its message instead of a
+    traceback (it starts with "stopped:"); missing or malformed
     data and unreadable checkpoints exit with one line and code 2."""
     if args.distributed and not distributed.launched():
         raise SystemExit(f"--distributed runs under torchrun, e.g. torchrun --standalone "
@@ -200,5 +201,8 @@ def run_example(report: Callable[[Any, Any], Any], args, script: str):
             f"--lr, or make the solve more careful: a smaller --step-size, tighter --rtol / "
             f"--atol, or an adaptive --method such as dopri5. The last good checkpoint (if "
             f"--checkpoint was given) is kept.") from err
+    except SolveError as err:  # a solve inside training failed: where and why, no traceback
+        raise SystemExit(f"stopped: a solve failed during training: {err} Lower --lr or "
+                         f"--step-size, or try another --method.") from err
     finally:
         distributed.teardown()

@@ -248,8 +248,10 @@ def main(argv=None):
 
 def report(args, ctx):
     data, name = load(args)
-    # Row-normalised bag-of-words features, as in Kipf and Welling and the GDE paper.
-    data.x = data.x / data.x.sum(-1, keepdim=True).clamp(min=1e-12) if name != "synthetic" else data.x
+    # Row-normalised bag-of-words features, as in Kipf and Welling and the GDE paper, unless
+    # --features raw.
+    if name != "synthetic" and args.features != "raw":
+        data.x = data.x / data.x.sum(-1, keepdim=True).clamp(min=1e-12)
     if not args.batch_size:  # mini-batches move to the device one at a time
         data = data.to(ctx.device)
     num_classes = int(data.y.max()) + 1

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 
+from node_classification import SEARCH_SEEDS
 from node_classification import main as run_node_classification
 
 
@@ -49,19 +50,29 @@ def main(argv=None):
     for values in itertools.product(*grid.values()):
         config = dict(zip(grid, values))
         flags = [f for name, value in config.items() for f in (f"--{name}", value)]
-        summary = run_node_classification(
-            ["--dataset", args.dataset, "--model", args.model, "--search", *flags, *rest])
+        try:
+            summary = run_node_classification(
+                ["--dataset", args.dataset, "--model", args.model, "--search", *flags, *rest])
+        except SystemExit as err:  # a configuration that diverges is a result: it is not chosen
+            if not str(err).startswith("stopped:"):
+                raise
+            rows.append(dict(config=config, val_acc_mean=None, failed=str(err)))
+            print(f"[{len(rows)}] {config}: {err}", flush=True)
+            continue
         rows.append(dict(config=config, val_acc_mean=summary["val_acc_mean"],
                          epochs=summary["epochs"], seconds_per_epoch=summary["seconds_per_epoch"]))
         print(f"[{len(rows)}] {config}: val {100 * summary['val_acc_mean']:.1f}", flush=True)
-    best = max(rows, key=lambda r: r["val_acc_mean"])
+    done = [r for r in rows if r["val_acc_mean"] is not None]
+    best = max(done, key=lambda r: r["val_acc_mean"]) if done else None
     record = dict(dataset=args.dataset, model=args.model, grid=grid, fixed=rest,
-                  configurations=len(rows), first_seed=summary["first_seed"],
-                  runs_per_configuration=summary["seeds"], best=best, rows=rows)
+                  configurations=len(rows), first_seed=SEARCH_SEEDS,
+                  runs_per_configuration=None if not done else summary["seeds"], best=best,
+                  rows=rows)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(record, f, indent=2)
-    print(f"best of {len(rows)}: {best['config']} (val {100 * best['val_acc_mean']:.1f})")
+    print(f"best of {len(rows)}: {best['config']} (val {100 * best['val_acc_mean']:.1f})"
+          if best else f"all {len(rows)} configurations failed")
     return record
 
 

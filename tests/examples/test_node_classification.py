@@ -66,6 +66,27 @@ def test_heterophily_graphs_run_their_standard_splits(tmp_path, monkeypatch):
         nc.split_views(data, 11)
 
 
+def test_features_are_row_normalised_unless_raw_is_asked_for(tmp_path, monkeypatch):
+    import graphode.data.heterophily as het
+    from tests.data.test_heterophily import write_texas_format
+    write_texas_format(tmp_path / "root" / "heterophily" / "texas" / "raw")
+    monkeypatch.setattr(het, "default_root", lambda: tmp_path / "cache")
+    seen, run = [], nc.run
+
+    def spy(args, data, *rest):
+        seen.append(data.x.clone())
+        return run(args, data, *rest)
+
+    monkeypatch.setattr(nc, "run", spy)
+    for model, flags in (("gcn", []), ("mlp", ["--features", "raw"])):  # gcn's default
+        nc.main(["--dataset", "texas", "--root", str(tmp_path / "root"), "--model", model,
+                 "--epochs", "1", "--splits", "1", *flags])
+    normalised, raw = seen
+    stored = het.load_heterophily("texas", root=str(tmp_path / "root")).x
+    assert torch.equal(raw, stored) and raw.sum(-1).max() > 1
+    assert torch.allclose(normalised, stored / stored.sum(-1, keepdim=True).clamp(min=1e-12))
+
+
 def test_gcde_encoder_and_decoder_flags():
     args = nc.parse_args(["--dataset", "synthetic", "--model", "gcde", "--encoder", "linear",
                           "--epochs", "3"])
@@ -310,3 +331,23 @@ def test_search_driver_records_every_configuration(tmp_path):
     assert record["best"]["val_acc_mean"] == max(r["val_acc_mean"] for r in record["rows"])
     assert {tuple(sorted(r["config"].items())) for r in record["rows"]} == {
         (("dropout", d), ("lr", lr)) for lr in ("0.01", "0.02") for d in ("0.1", "0.5")}
+
+
+def test_search_driver_records_a_diverged_configuration_and_goes_on(tmp_path):
+    import search_node_classification as search
+    record = search.main(["--dataset", "synthetic", "--model", "mlp", "--grid", "lr=1e12,0.01",
+                          "--json", str(tmp_path / "s.json"), "--", "--epochs", "2",
+                          "--num-nodes", "200"])
+    failed, done = record["rows"]
+    assert failed["val_acc_mean"] is None and failed["failed"].startswith("stopped:")
+    assert record["best"] == done and record["first_seed"] == nc.SEARCH_SEEDS
+
+
+def test_a_solve_that_fails_in_training_stops_with_its_message(monkeypatch):
+    from graphode import SolveError
+
+    def fail(*args, **kwargs):
+        raise SolveError("the state became non-finite in the step from t=0.5", 0.5, 0.1, [])
+    monkeypatch.setattr(nc, "run", fail)
+    with pytest.raises(SystemExit, match="stopped: a solve failed during training: the state"):
+        nc.main(["--dataset", "synthetic", "--model", "gcde", "--epochs", "1"])
