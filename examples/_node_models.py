@@ -54,6 +54,10 @@ FLAGS = {
                      help="node features as the model sees them: divided by their row sum "
                           "(the default, as in Kipf and Welling and the GDE paper) or as stored "
                           "(0/1 bag of words, as GraphCON's heterophily code reads them)"),
+    "edges": dict(choices=["as-stored", "undirected"],
+                  help="the graph's edges as the dataset stores them (the default; the "
+                       "heterophily graphs are directed, as PyG loads them) or made undirected "
+                       "(each edge in both directions, as most heterophily papers use them)"),
     "label_smoothing": dict(type=float, help="label smoothing of the training cross-entropy "
                                              "(PyTorch's label_smoothing: the target puts this "
                                              "much mass evenly on all classes)"),

@@ -34,6 +34,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch_geometric.utils import to_undirected
 
 from graphode import distributed
 from graphode.data import (
@@ -252,6 +253,8 @@ def report(args, ctx):
     # --features raw.
     if name != "synthetic" and args.features != "raw":
         data.x = data.x / data.x.sum(-1, keepdim=True).clamp(min=1e-12)
+    if args.edges == "undirected":
+        data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
     if not args.batch_size:  # mini-batches move to the device one at a time
         data = data.to(ctx.device)
     num_classes = int(data.y.max()) + 1

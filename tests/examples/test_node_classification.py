@@ -87,6 +87,27 @@ def test_features_are_row_normalised_unless_raw_is_asked_for(tmp_path, monkeypat
     assert torch.allclose(normalised, stored / stored.sum(-1, keepdim=True).clamp(min=1e-12))
 
 
+def test_edges_can_be_made_undirected(tmp_path, monkeypatch):
+    import graphode.data.heterophily as het
+    from torch_geometric.utils import is_undirected
+    from tests.data.test_heterophily import write_texas_format
+    write_texas_format(tmp_path / "root" / "heterophily" / "texas" / "raw")
+    monkeypatch.setattr(het, "default_root", lambda: tmp_path / "cache")
+    seen, run = [], nc.run
+
+    def spy(args, data, *rest):
+        seen.append(data.edge_index.clone())
+        return run(args, data, *rest)
+
+    monkeypatch.setattr(nc, "run", spy)
+    for flags in ([], ["--edges", "undirected"]):
+        nc.main(["--dataset", "texas", "--root", str(tmp_path / "root"), "--model", "gcn",
+                 "--epochs", "1", "--splits", "1", *flags])
+    stored, both = seen
+    assert not is_undirected(stored) and is_undirected(both)
+    assert {tuple(e) for e in stored.t().tolist()} <= {tuple(e) for e in both.t().tolist()}
+
+
 def test_gcde_encoder_and_decoder_flags():
     args = nc.parse_args(["--dataset", "synthetic", "--model", "gcde", "--encoder", "linear",
                           "--epochs", "3"])
