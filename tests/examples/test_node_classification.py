@@ -88,8 +88,9 @@ def test_features_are_row_normalised_unless_raw_is_asked_for(tmp_path, monkeypat
 
 
 def test_edges_can_be_made_undirected(tmp_path, monkeypatch):
-    import graphode.data.heterophily as het
     from torch_geometric.utils import is_undirected
+
+    import graphode.data.heterophily as het
     from tests.data.test_heterophily import write_texas_format
     write_texas_format(tmp_path / "root" / "heterophily" / "texas" / "raw")
     monkeypatch.setattr(het, "default_root", lambda: tmp_path / "cache")
