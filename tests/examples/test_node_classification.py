@@ -66,47 +66,43 @@ def test_heterophily_graphs_run_their_standard_splits(tmp_path, monkeypatch):
         nc.split_views(data, 11)
 
 
-def test_features_are_row_normalised_unless_raw_is_asked_for(tmp_path, monkeypatch):
+def texas_data_seen(tmp_path, monkeypatch, runs):
+    """Run the script on a tiny Texas-format graph once per ``(model, flags)`` in ``runs``;
+    the graph each run trained on (a copy), and the stored graph."""
     import graphode.data.heterophily as het
     from tests.data.test_heterophily import write_texas_format
-    write_texas_format(tmp_path / "root" / "heterophily" / "texas" / "raw")
+    root = tmp_path / "root"
+    write_texas_format(root / "heterophily" / "texas" / "raw")
     monkeypatch.setattr(het, "default_root", lambda: tmp_path / "cache")
     seen, run = [], nc.run
 
     def spy(args, data, *rest):
-        seen.append(data.x.clone())
+        seen.append(data.clone())
         return run(args, data, *rest)
 
     monkeypatch.setattr(nc, "run", spy)
-    for model, flags in (("gcn", []), ("mlp", ["--features", "raw"])):  # gcn's default
-        nc.main(["--dataset", "texas", "--root", str(tmp_path / "root"), "--model", model,
-                 "--epochs", "1", "--splits", "1", *flags])
-    normalised, raw = seen
-    stored = het.load_heterophily("texas", root=str(tmp_path / "root")).x
-    assert torch.equal(raw, stored) and raw.sum(-1).max() > 1
-    assert torch.allclose(normalised, stored / stored.sum(-1, keepdim=True).clamp(min=1e-12))
+    for model, flags in runs:
+        nc.main(["--dataset", "texas", "--root", str(root), "--model", model, "--epochs", "1",
+                 "--splits", "1", *flags])
+    return seen, het.load_heterophily("texas", root=str(root))
+
+
+def test_features_are_row_normalised_unless_raw_is_asked_for(tmp_path, monkeypatch):
+    (normalised, raw), stored = texas_data_seen(
+        tmp_path, monkeypatch, [("gcn", []), ("mlp", ["--features", "raw"])])  # gcn's default
+    stored = stored.x
+    assert torch.equal(raw.x, stored) and raw.x.sum(-1).max() > 1
+    assert torch.allclose(normalised.x, stored / stored.sum(-1, keepdim=True).clamp(min=1e-12))
 
 
 def test_edges_can_be_made_undirected(tmp_path, monkeypatch):
     from torch_geometric.utils import is_undirected
-
-    import graphode.data.heterophily as het
-    from tests.data.test_heterophily import write_texas_format
-    write_texas_format(tmp_path / "root" / "heterophily" / "texas" / "raw")
-    monkeypatch.setattr(het, "default_root", lambda: tmp_path / "cache")
-    seen, run = [], nc.run
-
-    def spy(args, data, *rest):
-        seen.append(data.edge_index.clone())
-        return run(args, data, *rest)
-
-    monkeypatch.setattr(nc, "run", spy)
-    for flags in ([], ["--edges", "undirected"]):
-        nc.main(["--dataset", "texas", "--root", str(tmp_path / "root"), "--model", "gcn",
-                 "--epochs", "1", "--splits", "1", *flags])
-    stored, both = seen
-    assert not is_undirected(stored) and is_undirected(both)
-    assert {tuple(e) for e in stored.t().tolist()} <= {tuple(e) for e in both.t().tolist()}
+    (kept, both), stored = texas_data_seen(
+        tmp_path, monkeypatch, [("gcn", []), ("gcn", ["--edges", "undirected"])])
+    assert torch.equal(kept.edge_index, stored.edge_index)
+    assert not is_undirected(kept.edge_index) and is_undirected(both.edge_index)
+    assert {tuple(e) for e in kept.edge_index.t().tolist()} <= {
+        tuple(e) for e in both.edge_index.t().tolist()}
 
 
 def test_gcde_encoder_and_decoder_flags():
