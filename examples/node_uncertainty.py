@@ -70,7 +70,8 @@ NOISE_ON = {"cora": 0.1, "citeseer": 0.5}
 
 def model_args(args, name, noise_scale=None):
     """The settings of model ``name`` on this dataset, as node_classification.py uses them;
-    the GNSDE takes the GCDE's, its own noise scale and five Euler-Maruyama steps."""
+    the GNSDE takes the GCDE's (its passes per training step and consistency loss too), its
+    own noise scale and five Euler-Maruyama steps."""
     base = "gcde" if name == "gnsde" else name
     merged = dict(SETTINGS[base], **SETTINGS_ON.get((base, args.dataset.lower()), {}))
     merged.setdefault("label_smoothing", 0.0)
@@ -91,7 +92,9 @@ def build(margs, in_channels, classes, eval_samples):
     return GNSDE(in_channels, margs.hidden, classes, dropout=margs.dropout,
                  field_dropout=margs.field_dropout, input_dropout=margs.input_dropout,
                  encoder_init=margs.encoder_init, noise_scale=margs.noise_scale,
-                 t_end=margs.t_end, dt=margs.t_end / 5, eval_samples=eval_samples)
+                 t_end=margs.t_end, dt=margs.t_end / 5, eval_samples=eval_samples,
+                 samples=margs.samples, consistency=margs.consistency,
+                 temperature=margs.temperature)
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
 from ..nn import GraphSDE
+from .consistency import consistency_loss
 
 __all__ = ["GNSDE"]
 
@@ -26,7 +27,10 @@ class GNSDE(nn.Module):
     :math:`\sigma` a learned scale per channel (:class:`~graphode.nn.GraphSDE` with
     ``diffusion="constant"``), Euler-Maruyama steps of ``dt``.
 
-    Training draws one path per step (the noise acts as a regulariser, as dropout does). In
+    Training draws one path per step (the noise acts as a regulariser, as dropout does), or
+    ``samples`` passes, each with its own dropout masks and Brownian path, whose logits come
+    back stacked for the mean cross-entropy plus :meth:`consistency_loss` (the GCDE's
+    multi-pass training with the path as one more source of randomness). In
     evaluation the block draws ``eval_samples`` paths side by side in one solve and the model
     returns the log of the mean predicted probabilities, so ``argmax`` is the prediction and
     ``exp`` the predictive distribution that calibration and out-of-distribution scores read.
@@ -38,25 +42,32 @@ class GNSDE(nn.Module):
         noise_scale: the initial diffusion scale :math:`\sigma`.
         t_end, dt: integration time and Euler-Maruyama step.
         eval_samples: paths averaged in evaluation.
+        samples: random passes per training step.
+        consistency, temperature: weight and sharpening temperature of the consistency loss.
         gradient: ``"autograd"`` or ``"checkpoint"`` (the field's dropout rules out the
             adjoint).
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_{in})`, edge indices
           :math:`(2, |\mathcal{E}|)`
-        - **output:** logits :math:`(|\mathcal{V}|, classes)` in training, log mean
+        - **output:** logits :math:`(|\mathcal{V}|, classes)` in training, or
+          :math:`(samples, |\mathcal{V}|, classes)` with ``samples`` > 1; log mean
           probabilities in evaluation
     """
 
     def __init__(self, in_channels: int, hidden: int, classes: int, dropout: float = 0.5,
                  field_dropout: float = 0.0, input_dropout: Optional[float] = None,
                  encoder_init: str = "glorot", noise_scale: float = 0.5, t_end: float = 1.0,
-                 dt: float = 0.1, eval_samples: int = 16, gradient: str = "autograd"):
+                 dt: float = 0.1, eval_samples: int = 16, gradient: str = "autograd",
+                 samples: int = 1, consistency: float = 0.0, temperature: float = 0.5):
         super().__init__()
         if encoder_init not in ("glorot", "uniform"):
             raise ValueError(f"encoder_init must be 'glorot' or 'uniform', got {encoder_init!r}")
         if not isinstance(eval_samples, int) or eval_samples < 1:
             raise ValueError(f"eval_samples must be a positive integer, got {eval_samples!r}")
+        if not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"samples must be a positive integer, got {samples!r}")
+        self.samples, self.consistency, self.temperature = samples, consistency, temperature
         self.dropout, self.eval_samples = dropout, eval_samples
         self.input_dropout = dropout if input_dropout is None else input_dropout
         self.encoder = GCNConv(in_channels, hidden)
@@ -69,6 +80,13 @@ class GNSDE(nn.Module):
                 nn.init.uniform_(param, -hidden ** -0.5, hidden ** -0.5)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        if self.training and self.samples > 1:
+            return torch.stack([self.one_pass(x, edge_index) for _ in range(self.samples)])
+        return self.one_pass(x, edge_index)
+
+    def one_pass(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        """One pass with its own dropout masks: logits ``(N, classes)`` in training, one
+        Brownian path; the log mean probabilities of ``eval_samples`` paths in evaluation."""
         x = F.dropout(x, self.input_dropout, self.training)
         h = F.relu(self.encoder(x, edge_index))
         samples = 1 if self.training else self.eval_samples
@@ -81,10 +99,14 @@ class GNSDE(nn.Module):
         return torch.logsumexp(logits.log_softmax(-1), 0) - torch.log(
             torch.tensor(float(samples), dtype=logits.dtype, device=logits.device))
 
+    def consistency_loss(self, logits: Tensor) -> Tensor:
+        """``consistency`` times :func:`~graphode.models.consistency_loss` of stacked passes."""
+        return self.consistency * consistency_loss(logits, self.temperature)
+
     @property
     def noise(self) -> Tensor:
         """The learned diffusion scale per channel."""
         return F.softplus(self.sde.noise.detach())
 
     def extra_repr(self) -> str:
-        return f"eval_samples={self.eval_samples}"
+        return f"eval_samples={self.eval_samples}, samples={self.samples}"

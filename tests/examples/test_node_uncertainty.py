@@ -80,3 +80,26 @@ def test_gnsde_trains_on_one_path_and_averages_paths_in_evaluation():
     assert torch.allclose(many, one, atol=1e-5)
     with pytest.raises(ValueError, match="eval_samples"):
         GNSDE(8, 16, 3, eval_samples=0)
+
+
+def test_gnsde_trains_on_several_passes_with_the_consistency_loss():
+    data = contextual_sbm(num_nodes=60, num_classes=3, num_features=8, num_val=10, num_test=10)
+    torch.manual_seed(0)
+    # no dropout: the two passes differ by their Brownian paths alone
+    model = GNSDE(8, 16, 3, dropout=0.0, input_dropout=0.0, noise_scale=0.5, samples=2,
+                  consistency=0.7, temperature=0.3)
+    logits = model(data.x, data.edge_index)
+    assert logits.shape == (2, 60, 3)
+    assert not torch.allclose(logits[0], logits[1])
+    loss = model.consistency_loss(logits)
+    p = logits.softmax(-1)
+    sharp = p.mean(0) ** (1 / 0.3)
+    sharp = sharp / sharp.sum(-1, keepdim=True)
+    assert torch.allclose(loss, 0.7 * (p - sharp).pow(2).sum(-1).mean())
+    loss.backward()
+    assert model.sde.noise.grad is not None and model.sde.noise.grad.abs().sum() > 0
+    model.eval()  # evaluation still averages eval_samples paths into one prediction
+    with torch.no_grad():
+        assert model(data.x, data.edge_index).shape == (60, 3)
+    with pytest.raises(ValueError, match="samples"):
+        GNSDE(8, 16, 3, samples=0)
