@@ -9,7 +9,9 @@ user would call it: torchsde's ``BrownianInterval`` and graphode's ``BrownianMot
 The ``--layer-methods`` rows time the user-level path: graphode's ``GraphSDE`` layer (drift
 ``tanh(GCNConv)``, a constant diagonal diffusion ``softplus(s)``), which binds the graph
 once per solve into a sparse operator, against torchsde solving the same drift and diffusion
-with the same ``GCNConv`` module called by PyG (``cached=True``).
+with the same ``GCNConv`` module called by PyG (``cached=True``). With them comes one more row,
+the floor for any solver calling PyG's ``GCNConv``: the same Euler-Maruyama solve as a plain
+PyTorch loop (no solver library), against torchsde.
 
     MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=4294967296 \\
         python -m benchmarks.sde
@@ -91,6 +93,8 @@ def main(argv=None) -> list:
                      "baseline": f"torchsde {torchsde.__version__}", **timing})
     for method in args.layer_methods:
         rows.append(layer_row(method, edge_index, n, channels, dt, x, ts, graph, args))
+    if args.layer_methods:
+        rows.append(plain_loop_row(edge_index, n, channels, dt, x, ts, graph, args))
     write_results(f"sde_{device.type}", rows,
                   ["workload", "graphode", "baseline", "ratio", "ratio_min", "ratio_max",
                    "ms_graphode", "ms_baseline"])
@@ -131,6 +135,34 @@ def layer_row(method, edge_index, n, channels, dt, x, ts, graph, args):
 
     timing = paired(ours, base, reps=args.reps, warmup=1, device=device)
     return {"workload": f"GraphSDE layer, {method}, autograd, {graph}", "graphode": "GraphSDE",
+            "baseline": f"torchsde {torchsde.__version__} + PyG GCNConv(cached=True)", **timing}
+
+
+def plain_loop_row(edge_index, n, channels, dt, x, ts, graph, args):
+    """The floor for any solver that calls PyG's ``GCNConv``: the layer rows' Euler-Maruyama
+    solve written as a plain PyTorch loop (the same field, the same number of normal draws,
+    no solver library), against torchsde."""
+    device = args.device
+    layer = GraphSDELayer([GCNConv(channels, channels, cached=True), torch.nn.Tanh()],
+                          "constant", channels=channels, noise_scale=0.13, dt=dt).to(device)
+    terms = LayerTerms(layer, edge_index, "ito")
+    steps = round(float(ts[-1] - ts[0]) / dt)
+
+    def loop():
+        y = x.clone().requires_grad_(True)
+        h = y
+        for _ in range(steps):
+            h = h + dt * terms.f(None, h) + terms.g(None, h) * torch.randn_like(h) * dt ** 0.5
+        h.sum().backward()
+
+    def base():
+        y = x.clone().requires_grad_(True)
+        bm = torchsde.BrownianInterval(0.0, 1.0, size=(n, channels), device=device)
+        torchsde.sdeint(terms, y, ts, bm=bm, method="euler", dt=dt)[-1].sum().backward()
+
+    timing = paired(loop, base, reps=args.reps, warmup=1, device=device)
+    return {"workload": f"plain PyTorch loop (no solver), euler, autograd, {graph}",
+            "graphode": "none: PyG GCNConv(cached=True) in a for loop",
             "baseline": f"torchsde {torchsde.__version__} + PyG GCNConv(cached=True)", **timing}
 
 
