@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
 from ..nn import GraphSDE
+from ._input import input_dropout, nonzeros
 from .consistency import consistency_loss
 
 __all__ = ["GNSDE"]
@@ -80,14 +81,18 @@ class GNSDE(nn.Module):
                 nn.init.uniform_(param, -hidden ** -0.5, hidden ** -0.5)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        # mostly-zero (bag-of-words) features: input dropout draws for the nonzeros only
+        index = nonzeros(x) if self.training and self.input_dropout > 0 else None
         if self.training and self.samples > 1:
-            return torch.stack([self.one_pass(x, edge_index) for _ in range(self.samples)])
-        return self.one_pass(x, edge_index)
+            return torch.stack([self.one_pass(x, edge_index, index)
+                                for _ in range(self.samples)])
+        return self.one_pass(x, edge_index, index)
 
-    def one_pass(self, x: Tensor, edge_index: Tensor) -> Tensor:
+    def one_pass(self, x: Tensor, edge_index: Tensor, index: Optional[Tensor] = None) -> Tensor:
         """One pass with its own dropout masks: logits ``(N, classes)`` in training, one
-        Brownian path; the log mean probabilities of ``eval_samples`` paths in evaluation."""
-        x = F.dropout(x, self.input_dropout, self.training)
+        Brownian path; the log mean probabilities of ``eval_samples`` paths in evaluation.
+        ``index``: the nonzero entries of ``x`` (:func:`nonzeros`), for a sparse dropout."""
+        x = input_dropout(x, self.input_dropout, self.training, index)
         h = F.relu(self.encoder(x, edge_index))
         samples = 1 if self.training else self.eval_samples
         self.sde.num_samples = samples
