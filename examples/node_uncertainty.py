@@ -10,8 +10,9 @@ For every model and seed it trains twice:
   nodes from the others, and the accuracy on the others.
 
 The GNSDE averages the probabilities of ``--eval-samples`` Brownian paths; the GCN and GCDE
-give one softmax. ``--search`` picks the GNSDE's initial noise scale on validation data only,
-over seeds disjoint from the reported ones, and prints what it tried:
+give one softmax. ``--search`` picks the GNSDE's initial noise scale and label smoothing (the
+GCDE's or none) by validation negative log-likelihood, over seeds disjoint from the reported
+ones, and prints what it tried:
 
     python examples/node_uncertainty.py --dataset Cora --seeds 10 --json cora.json
     python examples/node_uncertainty.py --dataset CiteSeer --search
@@ -46,17 +47,23 @@ def parse_args(argv=None):
                         "(default: the last)")
     p.add_argument("--noise-scale", type=float, help="GNSDE initial noise scale (default: the "
                                                       "dataset's searched value)")
+    p.add_argument("--label-smoothing", type=float,
+                   help="GNSDE label smoothing (default: the dataset's searched value, else "
+                        "the GCDE's); with --search, the only value searched")
     p.add_argument("--eval-samples", type=int, default=32,
                    help="GNSDE paths averaged for the reported predictions")
     p.add_argument("--search", action="store_true",
-                   help=f"choose the GNSDE noise scale from {NOISE_SCALES} by validation NLL "
-                        f"on seeds {SEARCH_SEEDS.start}-{SEARCH_SEEDS.stop - 1}")
+                   help=f"choose the GNSDE noise scale from {NOISE_SCALES} and the label "
+                        "smoothing (the GCDE's or none) by validation NLL on seeds "
+                        f"{SEARCH_SEEDS.start}-{SEARCH_SEEDS.stop - 1}")
     add_flags(p, "seeds", "epochs", "root", "json", "device")
     args = p.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",")]
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         p.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    if args.label_smoothing is not None and not 0.0 <= args.label_smoothing < 1.0:
+        p.error(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     if args.eval_samples < 1:
         p.error(f"--eval-samples must be at least 1, got {args.eval_samples}")
     args.distributed, args.random_features = False, False
@@ -64,22 +71,31 @@ def parse_args(argv=None):
     return args
 
 
-# The GNSDE's noise scale per dataset, chosen by --search (examples/README.md shows the run).
-NOISE_ON = {"cora": 0.1, "citeseer": 0.5}
+# The GNSDE's noise scale and label smoothing per dataset, chosen by --search
+# (examples/README.md shows the runs; the records are examples/results/uncertainty_search_*).
+CHOSEN = {"cora": dict(noise_scale=0.1), "citeseer": dict(noise_scale=0.5)}
 
 
-def model_args(args, name, noise_scale=None):
+def model_args(args, name, noise_scale=None, label_smoothing=None):
     """The settings of model ``name`` on this dataset, as node_classification.py uses them;
     the GNSDE takes the GCDE's (its passes per training step and consistency loss too), its
-    own noise scale and five Euler-Maruyama steps."""
+    own noise scale and label smoothing, and five Euler-Maruyama steps."""
     base = "gcde" if name == "gnsde" else name
     merged = dict(SETTINGS[base], **SETTINGS_ON.get((base, args.dataset.lower()), {}))
     merged.setdefault("label_smoothing", 0.0)
     if args.epochs is not None:
         merged["epochs"] = args.epochs
+    chosen = CHOSEN.get(args.dataset.lower(), {})
+    if name == "gnsde":
+        for key, value in (("label_smoothing", label_smoothing),
+                           ("label_smoothing", args.label_smoothing),
+                           ("label_smoothing", chosen.get("label_smoothing"))):
+            if value is not None:
+                merged[key] = value
+                break
     return argparse.Namespace(**merged, model=base, gnsde=name == "gnsde",
                               noise_scale=noise_scale or args.noise_scale or
-                              NOISE_ON.get(args.dataset.lower(), 0.5))
+                              chosen.get("noise_scale", 0.5))
 
 
 def build(margs, in_channels, classes, eval_samples):
@@ -167,19 +183,27 @@ def evaluate(args, data, name, seed, noise_scale=None):
 
 
 def search(args, data):
-    """Validation NLL of each noise scale over the search seeds; no test number is read."""
-    tried = {}
-    for scale in NOISE_SCALES:
-        margs = model_args(args, "gnsde", scale)
-        nll = []
-        for seed in SEARCH_SEEDS:
-            probs = fit(margs, data, int(data.y.max()) + 1, seed, args.eval_samples)
-            nll.append(float(F.nll_loss(probs[data.val_mask].clamp_min(1e-12).log(),
-                                        data.y[data.val_mask])))
-        tried[scale] = st.mean(nll)
-        print(f"noise scale {scale}: validation NLL {tried[scale]:.4f}")
-    choice = min(tried, key=tried.get)
-    print(f"{args.dataset}: chose noise scale {choice} of {len(tried)} configurations")
+    """Validation NLL of each noise scale and label smoothing (the GCDE's and none, or
+    ``--label-smoothing`` alone) over the search seeds; no test number is read."""
+    gcde = model_args(args, "gcde").label_smoothing
+    smoothings = [args.label_smoothing] if args.label_smoothing is not None else \
+        sorted({gcde, 0.0})
+    tried = []
+    for smoothing in smoothings:
+        for scale in NOISE_SCALES:
+            margs = model_args(args, "gnsde", scale, smoothing)
+            nll = []
+            for seed in SEARCH_SEEDS:
+                probs = fit(margs, data, int(data.y.max()) + 1, seed, args.eval_samples)
+                nll.append(float(F.nll_loss(probs[data.val_mask].clamp_min(1e-12).log(),
+                                            data.y[data.val_mask])))
+            tried.append(dict(noise_scale=scale, label_smoothing=smoothing,
+                              val_nll=st.mean(nll)))
+            print(f"noise scale {scale}, label smoothing {smoothing}: validation NLL "
+                  f"{tried[-1]['val_nll']:.4f}")
+    best = min(tried, key=lambda row: row["val_nll"])
+    choice = dict(noise_scale=best["noise_scale"], label_smoothing=best["label_smoothing"])
+    print(f"{args.dataset}: chose {choice} of {len(tried)} configurations")
     return dict(dataset=args.dataset, tried=tried, chosen=choice)
 
 

@@ -50,8 +50,25 @@ def test_search_reads_validation_only(monkeypatch):
     monkeypatch.setattr(nu, "fit", spy)
     result = nu.main(["--dataset", "synthetic", "--search", "--epochs", "2",
                       "--eval-samples", "2"])
-    assert set(result["tried"]) == set(nu.NOISE_SCALES) and result["chosen"] in nu.NOISE_SCALES
+    # the synthetic graph's GCDE has no label smoothing: the grid is the noise scales alone
+    assert [row["noise_scale"] for row in result["tried"]] == list(nu.NOISE_SCALES)
+    assert {row["label_smoothing"] for row in result["tried"]} == {0.0}
+    best = min(result["tried"], key=lambda row: row["val_nll"])
+    assert result["chosen"] == dict(noise_scale=best["noise_scale"], label_smoothing=0.0)
     assert set(seen) == set(nu.SEARCH_SEEDS)  # disjoint from the reported seeds 0, 1, ...
+
+
+def test_the_gnsde_takes_its_own_label_smoothing_and_the_others_keep_theirs():
+    args = nu.parse_args(["--dataset", "CiteSeer"])
+    gcde = nu.model_args(args, "gcde")
+    assert gcde.label_smoothing == 0.3 and gcde.samples == 2  # the GCDE's CiteSeer settings
+    assert nu.model_args(args, "gnsde").samples == 2
+    assert nu.model_args(args, "gnsde", 0.5, 0.1).label_smoothing == 0.1
+    flagged = nu.parse_args(["--dataset", "CiteSeer", "--label-smoothing", "0.2"])
+    assert nu.model_args(flagged, "gnsde").label_smoothing == 0.2
+    assert nu.model_args(flagged, "gcde").label_smoothing == 0.3
+    with pytest.raises(SystemExit):
+        nu.parse_args(["--label-smoothing", "1.0"])
 
 
 def test_bad_model_names_are_refused():
