@@ -88,11 +88,9 @@ def model_args(args, name, noise_scale=None, label_smoothing=None):
         merged["epochs"] = args.epochs
     chosen = CHOSEN.get(args.dataset.lower(), {})
     if name == "gnsde":
-        for key, value in (("label_smoothing", label_smoothing),
-                           ("label_smoothing", args.label_smoothing),
-                           ("label_smoothing", chosen.get("label_smoothing"))):
-            if value is not None:
-                merged[key] = value
+        for value in (label_smoothing, args.label_smoothing, chosen.get("label_smoothing")):
+            if value is not None:  # the first given: argument, flag, searched value
+                merged["label_smoothing"] = value
                 break
     return argparse.Namespace(**merged, model=base, gnsde=name == "gnsde",
                               noise_scale=noise_scale or args.noise_scale or

@@ -55,3 +55,16 @@ def test_gcnconv_on_the_sparse_result_equals_it_on_the_dense_one():
     ref.square().sum().backward()
     assert torch.allclose(out, ref, atol=1e-6)
     assert torch.allclose(grad, conv.lin.weight.grad, atol=1e-5)
+
+
+def test_the_features_gradient_flows_through_the_sparse_result():
+    x = bag_of_words().requires_grad_(True)
+    torch.manual_seed(0)
+    sparse = input_dropout(x, 0.5, True, nonzeros(x.detach()))
+    weight = torch.randn(400, 8)
+    torch.sparse.mm(sparse, weight).square().sum().backward()
+    grad = x.grad.clone()
+    x.grad = None
+    mask = (sparse.detach().to_dense() != 0).float() / 0.5
+    ((x * mask) @ weight).square().sum().backward()
+    assert torch.allclose(grad, x.grad, atol=1e-5)
