@@ -116,26 +116,39 @@ class LayerTerms(torch.nn.Module):
         return F.softplus(self.layer.noise).expand_as(y)
 
 
+def gcn_layer(channels, dt, device, **kwargs):
+    return GraphSDELayer([GCNConv(channels, channels, cached=True), torch.nn.Tanh()],
+                         "constant", channels=channels, noise_scale=0.13, dt=dt,
+                         **kwargs).to(device)
+
+
+def torchsde_solve(terms, x, ts, n, channels, method, dt, device):
+    """The baseline of the layer rows: torchsde's solve of the layer's terms, forward and
+    backward, on a fresh Brownian interval."""
+    def base():
+        y = x.clone().requires_grad_(True)
+        bm = torchsde.BrownianInterval(0.0, 1.0, size=(n, channels), device=device)
+        torchsde.sdeint(terms, y, ts, bm=bm, method=method, dt=dt)[-1].sum().backward()
+    return base
+
+
+LAYER_BASELINE = f"torchsde {torchsde.__version__} + PyG GCNConv(cached=True)"
+
+
 def layer_row(method, edge_index, n, channels, dt, x, ts, graph, args):
     device = args.device
     sde_type = "ito" if method in ("euler", "milstein", "srk") else "stratonovich"
-    layer = GraphSDELayer([GCNConv(channels, channels, cached=True), torch.nn.Tanh()],
-                                 "constant", channels=channels, noise_scale=0.13,
-                                 method=method, sde_type=sde_type, dt=dt).to(device)
+    layer = gcn_layer(channels, dt, device, method=method, sde_type=sde_type)
     terms = LayerTerms(layer, edge_index, sde_type)
 
     def ours():
         y = x.clone().requires_grad_(True)
         layer(y, edge_index).sum().backward()
 
-    def base():
-        y = x.clone().requires_grad_(True)
-        bm = torchsde.BrownianInterval(0.0, 1.0, size=(n, channels), device=device)
-        torchsde.sdeint(terms, y, ts, bm=bm, method=method, dt=dt)[-1].sum().backward()
-
+    base = torchsde_solve(terms, x, ts, n, channels, method, dt, device)
     timing = paired(ours, base, reps=args.reps, warmup=1, device=device)
     return {"workload": f"GraphSDE layer, {method}, autograd, {graph}", "graphode": "GraphSDE",
-            "baseline": f"torchsde {torchsde.__version__} + PyG GCNConv(cached=True)", **timing}
+            "baseline": LAYER_BASELINE, **timing}
 
 
 def plain_loop_row(edge_index, n, channels, dt, x, ts, graph, args):
@@ -143,9 +156,7 @@ def plain_loop_row(edge_index, n, channels, dt, x, ts, graph, args):
     solve written as a plain PyTorch loop (the same field, the same number of normal draws,
     no solver library), against torchsde."""
     device = args.device
-    layer = GraphSDELayer([GCNConv(channels, channels, cached=True), torch.nn.Tanh()],
-                          "constant", channels=channels, noise_scale=0.13, dt=dt).to(device)
-    terms = LayerTerms(layer, edge_index, "ito")
+    terms = LayerTerms(gcn_layer(channels, dt, device), edge_index, "ito")
     steps = round(float(ts[-1] - ts[0]) / dt)
 
     def loop():
@@ -155,15 +166,11 @@ def plain_loop_row(edge_index, n, channels, dt, x, ts, graph, args):
             h = h + dt * terms.f(None, h) + terms.g(None, h) * torch.randn_like(h) * dt ** 0.5
         h.sum().backward()
 
-    def base():
-        y = x.clone().requires_grad_(True)
-        bm = torchsde.BrownianInterval(0.0, 1.0, size=(n, channels), device=device)
-        torchsde.sdeint(terms, y, ts, bm=bm, method="euler", dt=dt)[-1].sum().backward()
-
+    base = torchsde_solve(terms, x, ts, n, channels, "euler", dt, device)
     timing = paired(loop, base, reps=args.reps, warmup=1, device=device)
     return {"workload": f"plain PyTorch loop (no solver), euler, autograd, {graph}",
             "graphode": "none: PyG GCNConv(cached=True) in a for loop",
-            "baseline": f"torchsde {torchsde.__version__} + PyG GCNConv(cached=True)", **timing}
+            "baseline": LAYER_BASELINE, **timing}
 
 
 if __name__ == "__main__":
