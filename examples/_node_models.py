@@ -126,8 +126,9 @@ SETTINGS_ON = {
 # graphcon_heterophily.sh, 16 more in its paper's heterophily setting, and
 # graphcon_dropout.sh, 12 more with dropout inside the flow, a lower learning rate and longer
 # training), seeds 100-109, the test nodes never evaluated; then features.sh, the raw 0/1
-# features at the chosen settings, kept where their validation accuracy was higher. The
-# records: examples/results/search/<dataset>_<model>*.json.
+# features at the chosen settings, kept where their validation accuracy was higher; last
+# edges.sh, the edges made undirected at the settings chosen so far, kept where their
+# validation accuracy was higher. The records: examples/results/search/<dataset>_<model>*.json.
 _GRAPHCON_HETEROPHILY = dict(alpha=0.0, gamma=0.0, residual=1)
 SETTINGS_ON.update({
     ("mlp", "texas"): dict(weight_decay=5e-4, dropout=0.2, lr=0.01, features="raw"),
@@ -138,20 +139,23 @@ SETTINGS_ON.update({
     ("graphcon", "texas"): dict(_GRAPHCON_HETEROPHILY, t_end=2.0, hidden=256, weight_decay=5e-4,
                                 dropout=0.2, field_dropout=0.6, lr=0.01, epochs=1000,
                                 patience=200),
-    ("a-dgn", "texas"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0, features="raw"),
-    ("hamgnn", "texas"): dict(weight_decay=5e-4, dropout=0.5, t_end=2.0, features="raw"),
+    ("a-dgn", "texas"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0, features="raw",
+                             edges="undirected"),
+    ("hamgnn", "texas"): dict(weight_decay=5e-4, dropout=0.5, t_end=2.0, features="raw",
+                              edges="undirected"),
     ("gread", "texas"): dict(weight_decay=5e-3, dropout=0.2, t_end=1.0),
     ("mlp", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, lr=0.01, features="raw"),
-    ("gcn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, lr=0.01),
+    ("gcn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, lr=0.01, edges="undirected"),
     ("grand-l", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0, features="raw"),
     ("grand-nl", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0, features="raw"),
     ("grand++", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0, features="raw"),
     ("graphcon", "wisconsin"): dict(_GRAPHCON_HETEROPHILY, t_end=2.0, hidden=256,
                                     weight_decay=5e-4, dropout=0.5, field_dropout=0.6, lr=0.01,
-                                    epochs=1000, patience=200),
-    ("a-dgn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, t_end=1.0, features="raw"),
-    ("hamgnn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, t_end=2.0),
-    ("gread", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0),
+                                    epochs=1000, patience=200, edges="undirected"),
+    ("a-dgn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, t_end=1.0, features="raw",
+                                 edges="undirected"),
+    ("hamgnn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, t_end=2.0, edges="undirected"),
+    ("gread", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0, edges="undirected"),
 })
 # Cora: examples/searches/planetoid.sh, 4 configurations each, seeds 100 and 101.
 SETTINGS_ON.update({
