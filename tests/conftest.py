@@ -3,8 +3,8 @@ import os
 import pytest
 import torch
 
-# Under pytest-xdist (`pytest -n 2`, as CI runs the suite) each worker computes on one thread:
-# two workers on two cores, not four threads contending for them.
+# Under pytest-xdist (`pytest -n auto`, as the README and CI run the suite) each worker computes
+# on one thread: two workers on two cores, not four threads contending for them.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
