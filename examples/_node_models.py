@@ -125,10 +125,11 @@ SETTINGS_ON = {
 # search (examples/searches/heterophily.sh, 8 configurations each; for graphcon also
 # graphcon_heterophily.sh, 16 more in its paper's heterophily setting, and
 # graphcon_dropout.sh, 12 more with dropout inside the flow, a lower learning rate and longer
-# training), seeds 100-109, the test nodes never evaluated; then features.sh, the raw 0/1
-# features at the chosen settings, kept where their validation accuracy was higher; last
-# edges.sh, the edges made undirected at the settings chosen so far, kept where their
-# validation accuracy was higher. The records: examples/results/search/<dataset>_<model>*.json.
+# training), seeds 100-109, the test nodes never evaluated; then `once_more.sh features=raw`,
+# the raw 0/1 features at the chosen settings, kept where their validation accuracy was
+# higher; last `once_more.sh edges=undirected`, the edges in both directions at the settings
+# chosen so far, kept where their validation accuracy was higher. The records:
+# examples/results/search/<dataset>_<model>*.json.
 _GRAPHCON_HETEROPHILY = dict(alpha=0.0, gamma=0.0, residual=1)
 SETTINGS_ON.update({
     ("mlp", "texas"): dict(weight_decay=5e-4, dropout=0.2, lr=0.01, features="raw"),
