@@ -158,6 +158,14 @@ SETTINGS_ON.update({
     ("hamgnn", "wisconsin"): dict(weight_decay=5e-4, dropout=0.5, t_end=2.0, edges="undirected"),
     ("gread", "wisconsin"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0, edges="undirected"),
 })
+# Cornell (the same searches; its features and labels are Texas's, the graph its own).
+SETTINGS_ON.update({
+    ("mlp", "cornell"): dict(weight_decay=5e-4, dropout=0.2, lr=0.01, features="raw"),
+    ("gcn", "cornell"): dict(weight_decay=5e-4, dropout=0.2, lr=0.01, features="raw",
+                            edges="undirected"),
+    ("a-dgn", "cornell"): dict(weight_decay=5e-4, dropout=0.2, t_end=1.0, features="raw",
+                              edges="undirected"),
+})
 # Cora: examples/searches/planetoid.sh, 4 configurations each, seeds 100 and 101.
 SETTINGS_ON.update({
     ("grand-l", "cora"): dict(weight_decay=5e-4, t_end=4.0),
